@@ -316,7 +316,8 @@ def _describe(error: dict[str, Any], model: type[BaseModel], loc: list[str]) -> 
     got = error.get("input")
     if kind in _COMPARISONS:
         limit = next(iter(ctx.values()))
-        return f"must be {_COMPARISONS[kind]} {limit}, got {got!r}"
+        shown = f"{limit:g}" if isinstance(limit, int | float) else limit
+        return f"must be {_COMPARISONS[kind]} {shown}, got {got!r}"
     if kind == "extra_forbidden":
         allowed = _allowed_keys(model, loc[:-1])
         hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""

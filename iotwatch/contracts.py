@@ -39,6 +39,7 @@ class Reason(StrEnum):
     ABSURD_TIMESTAMP = "absurd_timestamp"
     BAD_FIELD = "bad_field"
     BAD_ALERT = "bad_alert"
+    WRITE_REJECTED = "write_rejected"
 
 
 class Rejected(IotwatchError):
