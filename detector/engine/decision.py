@@ -1,0 +1,146 @@
+"""The per-stream alert state machine: calibrated scores in, firing/resolved events out.
+
+States: ``normal`` -> ``pending`` (anomalous, not yet for long enough) -> ``firing`` ->
+back to ``normal`` once the score stayed below the resolve threshold for
+``resolve_readings`` readings in a row (hysteresis). A normal reading while pending
+drops back to ``normal`` without an event. Flap suppression: when a stream already
+fired ``flap_max_episodes`` times within ``flap_window_seconds``, a further episode is
+held silently (state ``suppressed``: no firing, no resolve) instead of adding to a storm.
+Severity is ``critical`` when the episode's peak score reached ``critical_score``.
+
+>>> from detector.engine.settings import DecisionSettings
+>>> machine = AlertMachine(DecisionSettings(pending_readings=2, resolve_readings=2), "fp")
+>>> steps = [machine.step(t, 1.0, s, {}) for t, s in enumerate([0.1, 0.7, 0.8, 0.2, 0.3, 0.1])]
+>>> [(e.state, e.ts, e.started_at) for e in steps if e]
+[('firing', 2, 1), ('resolved', 4, 1)]
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from detector.engine.settings import DecisionSettings
+
+State = Literal["normal", "pending", "firing", "suppressed"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """A transition of a stream's alert state machine."""
+
+    state: Literal["firing", "resolved"]
+    severity: str
+    fingerprint: str
+    rule: str
+    started_at: float
+    ts: float
+    value: float
+    score: float
+    peak_score: float
+    scores: dict[str, float]
+    threshold: float
+
+
+class AlertMachine:
+    """One stream's alert state; ``step`` advances it, ``copy`` gives a throwaway twin."""
+
+    __slots__ = ("settings", "fingerprint", "state", "count", "started_at", "peak",
+                 "normal_count", "fired_at", "episodes")
+
+    def __init__(self, settings: DecisionSettings, fingerprint: str) -> None:
+        self.settings = settings
+        self.fingerprint = fingerprint
+        self.state: State = "normal"
+        self.count = 0            # anomalous readings of the current episode
+        self.started_at = 0.0     # ts of its first anomalous reading
+        self.peak = 0.0           # its highest score
+        self.normal_count = 0     # readings in a row below the resolve threshold
+        self.fired_at: deque[float] = deque(maxlen=settings.flap_max_episodes)
+        self.episodes = 0         # episodes that fired, for summaries
+
+    @property
+    def threshold(self) -> float:
+        return self.settings.threshold
+
+    def copy(self) -> AlertMachine:
+        twin = AlertMachine(self.settings, self.fingerprint)
+        twin.load_state(self.state_dict())
+        return twin
+
+    def step(self, ts: float, value: float, score: float,
+             scores: dict[str, float]) -> AlertEvent | None:
+        """Advance with one reading's calibrated score; return the transition, if any."""
+        settings = self.settings
+        state = self.state
+        if state == "normal":
+            if score < settings.threshold:
+                return None
+            self.state = "pending"
+            self.count = 0
+            self.started_at = ts
+            self.peak = score
+            state = "pending"
+        if state == "pending":
+            if score < settings.threshold:
+                self.state = "normal"
+                return None
+            self.count += 1
+            if score > self.peak:
+                self.peak = score
+            if (self.count < settings.pending_readings
+                    or ts - self.started_at < settings.pending_seconds):
+                return None
+            self.normal_count = 0
+            if self._flapping(ts):
+                self.state = "suppressed"
+                return None
+            self.state = "firing"
+            self.fired_at.append(ts)
+            self.episodes += 1
+            return self._event("firing", ts, value, score, scores)
+        # firing or suppressed
+        resolve_below = (settings.threshold if settings.resolve_threshold is None
+                         else settings.resolve_threshold)
+        if score >= resolve_below:
+            self.normal_count = 0
+            if score > self.peak:
+                self.peak = score
+            return None
+        self.normal_count += 1
+        if self.normal_count < settings.resolve_readings:
+            return None
+        was_firing = state == "firing"
+        self.state = "normal"
+        return self._event("resolved", ts, value, score, scores) if was_firing else None
+
+    def _flapping(self, ts: float) -> bool:
+        settings = self.settings
+        if settings.flap_window_seconds <= 0 or len(self.fired_at) < settings.flap_max_episodes:
+            return False
+        return ts - self.fired_at[0] < settings.flap_window_seconds
+
+    def _event(self, state: Literal["firing", "resolved"], ts: float, value: float,
+               score: float, scores: dict[str, float]) -> AlertEvent:
+        settings = self.settings
+        severity = "critical" if self.peak >= settings.critical_score else "warning"
+        return AlertEvent(state=state, severity=severity, fingerprint=self.fingerprint,
+                          rule=settings.rule, started_at=self.started_at, ts=ts, value=value,
+                          score=score, peak_score=self.peak, scores=scores,
+                          threshold=settings.threshold)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "count": self.count, "started_at": self.started_at,
+                "peak": self.peak, "normal_count": self.normal_count,
+                "fired_at": list(self.fired_at), "episodes": self.episodes}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.state = state["state"]
+        self.count = int(state["count"])
+        self.started_at = float(state["started_at"])
+        self.peak = float(state["peak"])
+        self.normal_count = int(state["normal_count"])
+        self.fired_at = deque((float(t) for t in state["fired_at"]),
+                              maxlen=self.settings.flap_max_episodes)
+        self.episodes = int(state["episodes"])

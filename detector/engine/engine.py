@@ -1,0 +1,289 @@
+"""The detection engine: per-stream detectors, calibration and alert decisions, no I/O.
+
+For each reading the engine scores the value with every enabled detector of its stream
+(before learning it), turns the raw scores into one calibrated score in [0, 1], learns
+the value, and advances the stream's alert state machine. Streams are created on first
+sight from the settings resolved for them (``streams`` rules). The same code runs in the
+detector service and in offline evaluation.
+
+>>> engine = Engine(EngineSettings(enabled=["zscore"]))
+>>> outcomes = [engine.process("plant", "boiler", "temp", float(t), 20.0 + (t % 7) * 0.1)
+...             for t in range(300)]
+>>> outcomes[-1].anomaly
+False
+>>> spike = engine.process("plant", "boiler", "temp", 300.0, 35.0)
+>>> spike.anomaly, spike.event.state, spike.event.severity
+(True, 'firing', 'critical')
+>>> restored = Engine.restore(engine.settings, engine.snapshot())
+>>> restored.process("plant", "boiler", "temp", 301.0, 20.3) == engine.process(
+...     "plant", "boiler", "temp", 301.0, 20.3)
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from detector.engine import registry, snapshot
+from detector.engine.calibration import Calibrator
+from detector.engine.decision import AlertEvent, AlertMachine
+from detector.engine.settings import DecisionSettings, EngineSettings
+from detector.engine.streams import matches
+from iotwatch.contracts import alert_fingerprint
+
+DEVICE_METRIC = "_device"
+_DECISION_OVERRIDES = ("threshold", "pending_readings", "pending_seconds", "resolve_readings",
+                       "resolve_threshold", "critical_score")
+
+__all__ = ["DEVICE_METRIC", "AlertEvent", "Engine", "EngineSettings", "Outcome", "StreamConfig",
+           "resolve_stream"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the engine concluded about one reading."""
+
+    scores: dict[str, float]
+    score: float
+    threshold: float
+    anomaly: bool
+    event: AlertEvent | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """The settings that apply to one stream once the ``streams`` rules are applied."""
+
+    enabled: tuple[str, ...]
+    value_range: tuple[float, float] | None
+    decision: DecisionSettings
+
+
+def resolve_stream(settings: EngineSettings, stream: str) -> StreamConfig:
+    """Apply the matching ``streams`` rules, in order, to the defaults.
+
+    >>> from detector.engine.settings import StreamRule
+    >>> settings = EngineSettings(streams=[
+    ...     StreamRule(match="+/+/temperature", range=(-40, 125)),
+    ...     StreamRule(match="plant-1/#", threshold=0.8)])
+    >>> config = resolve_stream(settings, "plant-1/boiler/temperature")
+    >>> config.value_range, config.decision.threshold
+    ((-40.0, 125.0), 0.8)
+    """
+    enabled = tuple(settings.enabled)
+    value_range = None
+    overrides: dict[str, Any] = {}
+    for rule in settings.streams:
+        if not matches(rule.match, stream):
+            continue
+        if rule.enabled is not None:
+            enabled = tuple(rule.enabled)
+        if rule.range is not None:
+            value_range = rule.range
+        for name in _DECISION_OVERRIDES:
+            value = getattr(rule, name)
+            if value is not None:
+                overrides[name] = value
+    decision = settings.decision.model_copy(update=overrides) if overrides else settings.decision
+    if decision.resolve_threshold is not None and decision.resolve_threshold > decision.threshold:
+        decision = decision.model_copy(update={"resolve_threshold": decision.threshold})
+    return StreamConfig(enabled, value_range, decision)
+
+
+class _Stream:
+    """Everything the engine keeps for one stream (or one device's metric vector)."""
+
+    __slots__ = ("site", "device", "metric", "names", "detectors", "calibrator", "machine",
+                 "config_id", "metrics", "count", "last_ts", "last_value", "last_score",
+                 "last_anomaly", "last_scores")
+
+    def __init__(self, site: str, device: str, metric: str, names: tuple[str, ...],
+                 detectors: list[Any], calibrator: Calibrator, machine: AlertMachine,
+                 config_id: str, metrics: tuple[str, ...] = ()) -> None:
+        self.site, self.device, self.metric = site, device, metric
+        self.names = names
+        self.detectors = detectors
+        self.calibrator = calibrator
+        self.machine = machine
+        self.config_id = config_id
+        self.metrics = metrics
+        self.count = 0
+        self.last_ts = 0.0
+        self.last_value = 0.0
+        self.last_score = 0.0
+        self.last_anomaly = False
+        self.last_scores: dict[str, float] = {}
+
+
+class Engine:
+    """Per-stream online anomaly detection and alert decisions (pure: no I/O, no clock)."""
+
+    def __init__(self, settings: EngineSettings | None = None) -> None:
+        self.settings = settings if settings is not None else EngineSettings()
+        self._streams: dict[str, _Stream] = {}
+        # Streams whose saved detector state did not fit the current settings at restore.
+        self.reset_streams: list[str] = []
+
+    # -- per-reading ------------------------------------------------------------------------
+
+    def process(self, site: str, device: str, metric: str, ts: float, value: float) -> Outcome:
+        """Score ``value`` (before learning it), learn it, decide; return the outcome."""
+        key = f"{site}/{device}/{metric}"
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = self._new_stream(site, device, metric)
+        return self._run(stream, ts, value, value, learn=True)
+
+    def peek(self, site: str, device: str, metric: str, ts: float, value: float) -> Outcome:
+        """What ``process`` would return, without changing any state."""
+        key = f"{site}/{device}/{metric}"
+        stream = self._streams.get(key) or self._new_stream(site, device, metric)
+        return self._run(stream, ts, value, value, learn=False)
+
+    def process_device(self, site: str, device: str, ts: float,
+                       values: dict[str, float]) -> Outcome | None:
+        """Score a device's metrics together (metric ``_device`` in events and summaries).
+
+        Returns None when the multivariate detector is disabled or fewer than two metrics
+        came in the message.
+        """
+        if not self.settings.detectors.multivariate.enabled or len(values) < 2:
+            return None
+        key = f"{site}/{device}/{DEVICE_METRIC}"
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = self._new_device(site, device, tuple(sorted(values)))
+        value = max(values.values()) if values else 0.0
+        return self._run(stream, ts, values, value, learn=True)
+
+    def _run(self, stream: _Stream, ts: float, x: Any, value: float, learn: bool) -> Outcome:
+        detectors = stream.detectors
+        raws = [detector.score_one(x) for detector in detectors]
+        score = stream.calibrator.score(raws)
+        scores = dict(zip(stream.names, raws, strict=True))
+        machine = stream.machine
+        if learn:
+            ready = [getattr(detector, "ready", True) for detector in detectors]
+            for detector in detectors:
+                detector.learn_one(x)
+            stream.calibrator.learn(raws, ready)
+        else:
+            machine = machine.copy()
+        threshold = machine.settings.threshold
+        anomaly = score >= threshold
+        event = machine.step(ts, value, score, scores)
+        if learn:
+            stream.count += 1
+            stream.last_ts = ts
+            stream.last_value = value
+            stream.last_score = score
+            stream.last_anomaly = anomaly
+            stream.last_scores = scores
+        return Outcome(scores, score, threshold, anomaly, event)
+
+    # -- streams ----------------------------------------------------------------------------
+
+    def _new_stream(self, site: str, device: str, metric: str) -> _Stream:
+        settings = self.settings
+        config = resolve_stream(settings, f"{site}/{device}/{metric}")
+        context = registry.StreamContext(value_range=config.value_range)
+        detectors = [registry.create(name, settings, context) for name in config.enabled]
+        return _Stream(site, device, metric, config.enabled, detectors,
+                       self._calibrator(len(detectors)), self._machine(site, device, metric,
+                                                                        config.decision),
+                       self._config_id(config.enabled, config.value_range))
+
+    def _new_device(self, site: str, device: str, metrics: tuple[str, ...]) -> _Stream:
+        settings = self.settings
+        config = resolve_stream(settings, f"{site}/{device}/{DEVICE_METRIC}")
+        ranges = {}
+        for metric in metrics:
+            value_range = resolve_stream(settings, f"{site}/{device}/{metric}").value_range
+            if value_range is not None:
+                ranges[metric] = value_range
+        method = settings.detectors.multivariate.method
+        detector = registry.create(method, settings,
+                                   registry.StreamContext(metric_ranges=ranges))
+        return _Stream(site, device, DEVICE_METRIC, (method,), [detector], self._calibrator(1),
+                       self._machine(site, device, DEVICE_METRIC, config.decision),
+                       self._config_id((method,), tuple(sorted(ranges.items()))), metrics)
+
+    def _calibrator(self, n_detectors: int) -> Calibrator:
+        return Calibrator(n_detectors, **self.settings.calibration.model_dump())
+
+    @staticmethod
+    def _machine(site: str, device: str, metric: str, decision: DecisionSettings) -> AlertMachine:
+        return AlertMachine(decision, alert_fingerprint(site, device, metric, decision.rule))
+
+    def _config_id(self, names: tuple[str, ...], extra: Any) -> str:
+        settings = self.settings
+        relevant = {"names": names, "extra": extra, "seed": settings.seed,
+                    "detectors": settings.detectors.model_dump(mode="json"),
+                    "calibration": settings.calibration.model_dump(mode="json")}
+        return hashlib.sha256(orjson.dumps(relevant, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+    # -- inspection -------------------------------------------------------------------------
+
+    def stream_summaries(self) -> dict[str, dict[str, Any]]:
+        """``site/device/metric`` -> what the engine knows about that stream now."""
+        return {key: {
+            "site": s.site, "device": s.device, "metric": s.metric, "count": s.count,
+            "ts": s.last_ts, "value": s.last_value, "score": s.last_score,
+            "anomaly": s.last_anomaly, "scores": dict(s.last_scores),
+            "threshold": s.machine.settings.threshold, "alert_state": s.machine.state,
+            "episodes": s.machine.episodes, "fingerprint": s.machine.fingerprint,
+            "detectors": list(s.names),
+        } for key, s in self._streams.items()}
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """Versioned bytes holding the complete state of every stream."""
+        streams = [{
+            "site": s.site, "device": s.device, "metric": s.metric, "metrics": list(s.metrics),
+            "config_id": s.config_id, "count": s.count, "last_ts": s.last_ts,
+            "last_value": s.last_value, "last_score": s.last_score,
+            "last_anomaly": s.last_anomaly, "last_scores": s.last_scores,
+            "detectors": [d.state() for d in s.detectors],
+            "calibration": s.calibrator.state(), "decision": s.machine.state_dict(),
+        } for s in self._streams.values()]
+        return snapshot.encode({"engine": snapshot.VERSION, "streams": streams})
+
+    @classmethod
+    def restore(cls, settings: EngineSettings, data: bytes) -> Engine:
+        """An engine that continues exactly where the snapshotted one stopped.
+
+        A stream whose detector settings changed since the snapshot keeps its alert state
+        but starts learning afresh; its key is listed in ``reset_streams``.
+        """
+        engine = cls(settings)
+        for saved in snapshot.decode(data)["streams"]:
+            site, device, metric = saved["site"], saved["device"], saved["metric"]
+            if metric == DEVICE_METRIC:
+                stream = engine._new_device(site, device, tuple(saved["metrics"]))
+            else:
+                stream = engine._new_stream(site, device, metric)
+            key = f"{site}/{device}/{metric}"
+            if stream.config_id == saved["config_id"]:
+                for detector, state in zip(stream.detectors, saved["detectors"], strict=True):
+                    detector.load_state(state)
+                stream.calibrator.load_state(saved["calibration"])
+            else:
+                engine.reset_streams.append(key)
+            stream.machine.load_state(saved["decision"])
+            stream.count = int(saved["count"])
+            stream.last_ts = float(saved["last_ts"])
+            stream.last_value = float(saved["last_value"])
+            stream.last_score = float(saved["last_score"])
+            stream.last_anomaly = bool(saved["last_anomaly"])
+            stream.last_scores = {k: float(v) for k, v in saved["last_scores"].items()}
+            engine._streams[key] = stream
+        return engine
+

@@ -1,0 +1,208 @@
+"""Configuration of the detection engine: detectors, calibration, decisions, per-stream rules.
+
+Every field has a default, so ``EngineSettings()`` is a working engine. The detector
+service nests these under its ``detector:`` section, so a key path such as
+``detectors.hst.window_size`` reads ``detector.detectors.hst.window_size`` there.
+
+>>> EngineSettings().enabled
+['ewm_zscore', 'hst']
+>>> from iotwatch.config import errors_of
+>>> errors_of(EngineSettings, {"detectors": {"hst": {"window_size": 0}}})
+['detectors.hst.window_size: must be >= 1, got 0']
+>>> errors_of(EngineSettings, {"enabled": ["zscore", "nope"]})[0][:48]
+"enabled: unknown detector 'nope' (known: ewm_zsc"
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from iotwatch.config import StrictModel
+
+FeatureName = Literal["value", "diff", "mean", "std", "lag1", "lag2", "lag3"]
+
+
+class ZScoreSettings(StrictModel):
+    """Running mean and variance over the whole history (Welford)."""
+
+    warmup: int = Field(default=30, ge=1)
+    std_floor: float = Field(default=1e-9, ge=0)
+    std_floor_relative: float = Field(default=1e-4, ge=0)
+    skip_above: float | None = Field(default=None, gt=0)
+    max_skips: int = Field(default=100, ge=0)
+
+
+class EwmZScoreSettings(StrictModel):
+    """Exponentially weighted mean and variance: forgets, so level shifts are absorbed."""
+
+    halflife: float = Field(default=500.0, gt=0)
+    warmup: int = Field(default=30, ge=1)
+    std_floor: float = Field(default=1e-9, ge=0)
+    std_floor_relative: float = Field(default=1e-4, ge=0)
+    skip_above: float | None = Field(default=None, gt=0)
+    max_skips: int = Field(default=100, ge=0)
+
+
+class FeatureWindowSettings(StrictModel):
+    """The short window of recent values a tree detector sees, every feature in [0, 1]."""
+
+    features: list[FeatureName] = Field(default_factory=lambda: ["value", "diff", "mean"])
+    rolling: int = Field(default=8, ge=2, le=256)
+    scaler: Literal["minmax", "standard"] = "minmax"
+    standard_halflife: float = Field(default=1000.0, gt=0)
+    standard_width: float = Field(default=4.0, gt=0)
+
+    @field_validator("features")
+    @classmethod
+    def _features_unique(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("must name at least one feature")
+        if len(set(value)) != len(value):
+            raise ValueError(f"features must not repeat, got {value}")
+        return value
+
+
+class HstSettings(FeatureWindowSettings):
+    """Half-space trees with a structure shared by every stream (compact per-stream state)."""
+
+    n_trees: int = Field(default=10, ge=1, le=100)
+    height: int = Field(default=8, ge=1, le=14)
+    window_size: int = Field(default=250, ge=1, le=65535)
+
+
+class RiverHstSettings(FeatureWindowSettings):
+    """River's own HalfSpaceTrees, one full instance per stream (about 1 MB each)."""
+
+    n_trees: int = Field(default=10, ge=1, le=100)
+    height: int = Field(default=8, ge=1, le=14)
+    window_size: int = Field(default=250, ge=1)
+
+
+class MultivariateSettings(StrictModel):
+    """The per-device detector over the vector of a device's metrics."""
+
+    enabled: bool = True
+    method: Literal["device_hst", "mahalanobis"] = "device_hst"
+    n_trees: int = Field(default=10, ge=1, le=100)
+    height: int = Field(default=8, ge=1, le=14)
+    window_size: int = Field(default=250, ge=1, le=65535)
+    halflife: float = Field(default=500.0, gt=0)
+    warmup: int = Field(default=30, ge=1)
+    max_metrics: int = Field(default=16, ge=2, le=64)
+
+
+class DetectorsSettings(StrictModel):
+    """Parameters of every registered detector; ``enabled`` picks which ones run."""
+
+    zscore: ZScoreSettings = ZScoreSettings()
+    ewm_zscore: EwmZScoreSettings = EwmZScoreSettings()
+    hst: HstSettings = HstSettings()
+    river_hst: RiverHstSettings = RiverHstSettings()
+    multivariate: MultivariateSettings = MultivariateSettings()
+
+
+class CalibrationSettings(StrictModel):
+    """Turns each detector's raw scores into one score in [0, 1] comparable across streams.
+
+    The recent level of a raw score (mean of the last ``short_window`` scores) is compared
+    with the stream's own long-run score distribution (exponentially weighted mean and
+    variance, ``halflife`` readings); its upper tail probability ``p`` gives
+    ``-log10(p) / decades`` clipped to [0, 1]: 0.5 means "a level seen once in 10**(decades/2)".
+    """
+
+    short_window: int = Field(default=10, ge=1, le=1000)
+    halflife: float = Field(default=2000.0, gt=0)
+    warmup: int = Field(default=100, ge=1)
+    decades: float = Field(default=8.0, gt=0)
+    combine: Literal["max", "mean"] = "max"
+    std_floor: float = Field(default=1e-6, gt=0)
+
+
+class DecisionSettings(StrictModel):
+    """When a calibrated score becomes an alert, and when the alert ends."""
+
+    threshold: float = Field(default=0.5, ge=0, le=1)
+    pending_readings: int = Field(default=1, ge=1)
+    pending_seconds: float = Field(default=0.0, ge=0)
+    resolve_readings: int = Field(default=10, ge=1)
+    resolve_threshold: float | None = Field(default=None, ge=0, le=1)
+    flap_max_episodes: int = Field(default=3, ge=1)
+    flap_window_seconds: float = Field(default=3600.0, ge=0)
+    critical_score: float = Field(default=0.9, ge=0, le=1)
+    rule: str = Field(default="anomaly", min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _resolve_below_threshold(self) -> DecisionSettings:
+        if self.resolve_threshold is not None and self.resolve_threshold > self.threshold:
+            raise ValueError(f"resolve_threshold must be <= threshold ({self.threshold}), "
+                             f"got {self.resolve_threshold}")
+        return self
+
+
+class StreamRule(StrictModel):
+    """Overrides for the streams whose ``site/device/metric`` matches ``match``.
+
+    Rules apply in order; a later matching rule overrides the fields an earlier one set.
+    """
+
+    match: str
+    enabled: list[str] | None = None
+    range: tuple[float, float] | None = None
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    pending_readings: int | None = Field(default=None, ge=1)
+    pending_seconds: float | None = Field(default=None, ge=0)
+    resolve_readings: int | None = Field(default=None, ge=1)
+    resolve_threshold: float | None = Field(default=None, ge=0, le=1)
+    critical_score: float | None = Field(default=None, ge=0, le=1)
+
+    @field_validator("match")
+    @classmethod
+    def _valid_pattern(cls, value: str) -> str:
+        from detector.engine.streams import check_pattern
+
+        check_pattern(value)
+        return value
+
+    @field_validator("range")
+    @classmethod
+    def _ordered_range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not value[0] < value[1]:
+            raise ValueError(f"must be [low, high] with low < high, got {list(value)}")
+        return value
+
+    @field_validator("enabled")
+    @classmethod
+    def _known_rule_detectors(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _check_detector_names(value)
+
+
+class EngineSettings(StrictModel):
+    """Everything the engine needs; the detector service's ``detector:`` section extends it."""
+
+    detectors: DetectorsSettings = DetectorsSettings()
+    enabled: list[str] = Field(default_factory=lambda: ["ewm_zscore", "hst"])
+    calibration: CalibrationSettings = CalibrationSettings()
+    decision: DecisionSettings = DecisionSettings()
+    streams: list[StreamRule] = []
+    seed: int = 42
+
+    @field_validator("enabled")
+    @classmethod
+    def _known_detectors(cls, value: list[str]) -> list[str]:
+        return _check_detector_names(value)
+
+
+def _check_detector_names(names: list[str]) -> list[str]:
+    from detector.engine.registry import univariate_names
+
+    known = univariate_names()
+    if not names:
+        raise ValueError(f"must name at least one detector (known: {', '.join(known)})")
+    for name in names:
+        if name not in known:
+            raise ValueError(f"unknown detector {name!r} (known: {', '.join(known)})")
+    if len(set(names)) != len(names):
+        raise ValueError(f"detectors must not repeat, got {names}")
+    return names
