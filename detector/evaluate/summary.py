@@ -1,0 +1,216 @@
+"""Everything measured about one detector on one corpus, as a JSON-ready summary and a table.
+
+>>> import numpy as np
+>>> from detector.evaluate.datasets import Series, Span
+>>> s = Series("cat", "f", "cat", "f", ("value",), np.arange(40) * 60.0,
+...            np.zeros((40, 1)), (Span(30, 35),), warmup_rows=6)
+>>> flags = np.zeros(40, dtype=bool); flags[31:34] = True
+>>> result = evaluate([s], [flags * 0.9], [flags])
+>>> round(result.nab["standard"].score, 1), result.point.recall, result.events.delays_s
+(99.1, 0.5, (60.0,))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from detector.evaluate import nab
+from detector.evaluate.datasets import Series
+from detector.evaluate.metrics import (
+    EventStats,
+    PointCounts,
+    event_stats,
+    flag_runs,
+    point_counts,
+)
+from detector.evaluate.runner import Scored
+
+
+@dataclass
+class Evaluation:
+    """Metrics of one set of scores and flags over a corpus."""
+
+    nab: dict[str, nab.ProfileScore]
+    point: PointCounts
+    events: EventStats
+    alerts: EventStats | None
+    files: dict[str, dict]
+
+    def headline(self) -> dict:
+        return {
+            "nab": {name: r.score for name, r in self.nab.items()},
+            "precision": self.point.precision, "recall": self.point.recall,
+            "f1": self.point.f1,
+        }
+
+
+def evaluate(series: Sequence[Series], scores: Sequence[np.ndarray],
+             flags: Sequence[np.ndarray],
+             alerts: Sequence[list[tuple[int, int]]] | None = None) -> Evaluation:
+    """Point, event and NAB metrics of ``scores``/``flags`` (row-aligned with ``series``)."""
+    files = [nab.ScoredFile(s.key, np.asarray(sc), tuple(nab.Window(sp.first, sp.last)
+                                                         for sp in s.spans))
+             for s, sc in zip(series, scores, strict=True)]
+    nab_results = nab.score_profiles(files)
+    total_point = PointCounts()
+    total_events = EventStats()
+    total_alerts: EventStats | None = EventStats() if alerts is not None else None
+    per_file: dict[str, dict] = {}
+    for index, (s, flag) in enumerate(zip(series, flags, strict=True)):
+        point = point_counts(s.labels(), flag, s.warmup_rows)
+        events = event_stats(s.timestamps, s.spans, flag_runs(flag), s.warmup_rows)
+        total_point += point
+        total_events += events
+        entry = {"rows": s.rows, "windows": len(s.spans), "scored_from_row": s.warmup_rows,
+                 "point": point.as_dict(), "event": events.as_dict(),
+                 "nab_raw": {name: r.per_file[s.key] for name, r in nab_results.items()}}
+        if alerts is not None and total_alerts is not None:
+            alert_stats = event_stats(s.timestamps, s.spans, alerts[index], s.warmup_rows)
+            total_alerts += alert_stats
+            entry["alerts"] = alert_stats.as_dict()
+        per_file[s.source or s.key] = entry
+    return Evaluation(nab_results, total_point, total_events, total_alerts, per_file)
+
+
+def evaluate_scored(series: Sequence[Series], scored: Sequence[Scored]) -> Evaluation:
+    """:func:`evaluate` of a detector run, with its alerts when it raises any (not random)."""
+    alerts = ([[(a, b) for a, b, _ in s.alerts] for s in scored]
+              if all(s.alerting for s in scored) else None)
+    return evaluate(series, [s.scores for s in scored], [s.flags for s in scored], alerts)
+
+
+def random_spread(series: Sequence[Series], seeds: Sequence[int] = tuple(range(10))) -> dict:
+    """NAB standard score of the random baseline over several seeds: how much luck is worth.
+
+    On 25 windows a random detector with an optimised threshold scores anywhere from
+    about 1 to 30 depending on its seed, so one random number is a weak yardstick.
+    """
+    from detector.evaluate.runner import RANDOM, DetectorSpec, score_series
+
+    profile = nab.PROFILES["standard"]
+    scores = []
+    for seed in seeds:
+        spec = DetectorSpec(RANDOM, None, seed)
+        files = [nab.ScoredFile(s.key, score_series(spec, s, lambda rows: None).scores,
+                                tuple(nab.Window(sp.first, sp.last) for sp in s.spans))
+                 for s in series]
+        scores.append(nab.score_corpus(files, profile).score)
+    valid = [v for v in scores if v is not None]
+    if not valid:
+        return {"seeds": list(seeds), "standard": None}
+    return {"seeds": list(seeds), "standard": {
+        "mean": sum(valid) / len(valid), "min": min(valid), "max": max(valid)}}
+
+
+def build_summary(*, detector: str, fmt: str, data_dir: str, labels: str | None, seed: int,
+                  series: Sequence[Series], scored: Sequence[Scored], result: Evaluation,
+                  baseline: Evaluation | None, results_dir: str | None,
+                  components: dict[str, Evaluation] | None = None,
+                  spread: dict | None = None) -> dict:
+    """The ``--json`` summary (keys documented in docs/evaluation.md)."""
+    seconds = sum(s.seconds for s in scored)
+    readings = sum(s.readings for s in scored)
+    summary: dict = {
+        "detector": detector, "format": fmt, "data_dir": data_dir, "labels": labels,
+        "seed": seed, "files_count": len(series), "rows": sum(s.rows for s in series),
+        "readings": readings,
+        **result.headline(),
+        "nab_detail": {name: r.as_dict() for name, r in result.nab.items()},
+        "point": result.point.as_dict(),
+        "event": result.events.as_dict(),
+        "alerts": result.alerts.as_dict() if result.alerts is not None else None,
+        "detector_seconds": seconds,
+        "us_per_reading": 1e6 * seconds / readings if readings else None,
+        "results_dir": results_dir,
+    }
+    if baseline is not None:
+        summary["baseline_random"] = {**baseline.headline(), "seed": seed}
+    if spread is not None:
+        summary["baseline_random_seeds"] = spread
+    if components:
+        summary["components"] = {name: {**ev.headline(), "event": ev.events.as_dict()}
+                                 for name, ev in components.items()}
+    files = {}
+    for s, sc in zip(series, scored, strict=True):
+        entry = dict(result.files[s.source or s.key])
+        entry["us_per_reading"] = 1e6 * sc.seconds / sc.readings if sc.readings else None
+        files[s.source or s.key] = entry
+    summary["files"] = files
+    return summary
+
+
+def format_table(summary: dict) -> str:
+    """A plain-text table: one line per file, then the corpus totals."""
+    lines = []
+    head = (f"{'file':<52} {'rows':>6} {'win':>4} {'det':>4} {'P':>5} {'R':>5} {'F1':>5} "
+            f"{'alarms':>6} {'FA/day':>7} {'delay':>8} {'NABraw':>7}")
+    lines.append(head)
+    lines.append("-" * len(head))
+    for name, f in summary["files"].items():
+        p, e = f["point"], f["event"]
+        lines.append(
+            f"{_short(name, 52):<52} {f['rows']:>6} {e['windows']:>4} {e['detected']:>4} "
+            f"{_num(p['precision'])} {_num(p['recall'])} {_num(p['f1'])} {e['alarms']:>6} "
+            f"{_num(e['false_alarms_per_day'], 7, 1)} {_duration(e['delay_s_median']):>8} "
+            f"{f['nab_raw']['standard']:>7.2f}")
+    lines.append("-" * len(head))
+    p, e = summary["point"], summary["event"]
+    lines.append(
+        f"{'TOTAL':<52} {summary['rows']:>6} {e['windows']:>4} {e['detected']:>4} "
+        f"{_num(p['precision'])} {_num(p['recall'])} {_num(p['f1'])} {e['alarms']:>6} "
+        f"{_num(e['false_alarms_per_day'], 7, 1)} {_duration(e['delay_s_median']):>8}")
+    lines.append("")
+    lines.append(f"detector {summary['detector']} on {summary['files_count']} {summary['format']} "
+                 f"files, {summary['readings']:,} readings, "
+                 f"{_num(summary['us_per_reading'], 0, 1).strip()} us/reading")
+    nab_line = "NAB score: " + ", ".join(
+        f"{name} {_num(score, 0, 1).strip()}" for name, score in summary["nab"].items())
+    lines.append(nab_line)
+    if "baseline_random" in summary:
+        base = summary["baseline_random"]["nab"]
+        line = "random baseline: " + ", ".join(
+            f"{name} {_num(score, 0, 1).strip()}" for name, score in base.items())
+        spread = (summary.get("baseline_random_seeds") or {}).get("standard")
+        if spread:
+            line += (f" (standard over seeds 0-9: mean {spread['mean']:.1f}, "
+                     f"{spread['min']:.1f} to {spread['max']:.1f})")
+        lines.append(line)
+    lines.append(f"point-wise precision {_num(p['precision']).strip()}, recall "
+                 f"{_num(p['recall']).strip()}, F1 {_num(p['f1']).strip()}; event recall "
+                 f"{_num(e['recall']).strip()} ({e['detected']}/{e['windows']}), event precision "
+                 f"{_num(e['precision']).strip()} ({e['true_alarms']}/{e['alarms']})")
+    alerts = summary.get("alerts")
+    if alerts:
+        lines.append(f"alerts: {alerts['alarms']} fired, {alerts['true_alarms']} true, "
+                     f"windows alerted {alerts['detected']}/{alerts['windows']}, "
+                     f"{_num(alerts['false_alarms_per_day'], 0, 2).strip()} false alerts/day, "
+                     f"median delay {_duration(alerts['delay_s_median']).strip()}")
+    for name, comp in (summary.get("components") or {}).items():
+        lines.append(f"  {name} only: NAB standard {_num(comp['nab']['standard'], 0, 1).strip()}, "
+                     f"F1 {_num(comp['f1']).strip()}, event recall "
+                     f"{_num(comp['event']['recall']).strip()}")
+    return "\n".join(lines)
+
+
+def _num(value: float | None, width: int = 5, digits: int = 2) -> str:
+    text = "-" if value is None else f"{value:.{digits}f}"
+    return f"{text:>{width}}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else "..." + text[-(width - 3):]
