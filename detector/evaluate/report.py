@@ -1,7 +1,7 @@
 """The HTML report: a summary table, a per-file table, and one PNG per file.
 
 Each plot shows the series (a multi-metric file: every metric standardised on its
-warm-up rows), the labelled windows shaded, the warm-up that is not scored in grey,
+warm-up rows and clipped to +-10), the labelled windows shaded, the warm-up that is not scored in grey,
 the rows the detector flagged, the alerts it raised, and below it the anomaly score
 with the detector's threshold and the NAB-optimised threshold. The PNGs go to
 ``<report stem>_files/`` next to the HTML file.
@@ -52,7 +52,7 @@ def plot_file(image: Path, series: Series, scored: Scored, entry: dict, detector
     import matplotlib.pyplot as plt
 
     times = (series.timestamps * 1000).astype("datetime64[ms]")
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(13, 5.6), sharex=True,
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(14, 5.6), sharex=True,
                                       gridspec_kw={"height_ratios": [2.2, 1]})
     try:
         for ax in (top, bottom):
@@ -82,7 +82,7 @@ def plot_file(image: Path, series: Series, scored: Scored, entry: dict, detector
             for row in fired:
                 top.axvline(times[row], color="tab:red", lw=0.9, alpha=0.7)
             top.plot([], [], color="tab:red", lw=0.9, label=f"alert fired ({len(fired)})")
-        top.legend(loc="upper left", fontsize=7, ncol=4, framealpha=0.85)
+        top.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False)
         top.set_title(_title(series, entry, detector), fontsize=10)
 
         bottom.plot(times, scored.scores, lw=0.6, color="tab:purple", label="anomaly score")
@@ -95,10 +95,10 @@ def plot_file(image: Path, series: Series, scored: Scored, entry: dict, detector
                            label=f"NAB threshold ({nab_threshold:.3f})")
         bottom.set_ylim(-0.03, 1.05)
         bottom.set_ylabel("score")
-        bottom.legend(loc="upper left", fontsize=7, ncol=3, framealpha=0.85)
+        bottom.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False)
         fig.autofmt_xdate()
         # Fixed margins: tight_layout would draw every figure twice.
-        fig.subplots_adjust(left=0.06, right=0.99, top=0.94, bottom=0.12, hspace=0.06)
+        fig.subplots_adjust(left=0.06, right=0.83, top=0.94, bottom=0.12, hspace=0.06)
         fig.savefig(image, dpi=90)
     finally:
         plt.close(fig)
@@ -109,7 +109,9 @@ def _display_values(series: Series) -> np.ndarray:
         return series.values
     head = series.values[: max(series.warmup_rows, 2)]
     std = head.std(axis=0)
-    return (series.values - head.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    standardised = (series.values - head.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    # One wild reading would squash every other line flat.
+    return np.clip(standardised, -10.0, 10.0)
 
 
 def _title(series: Series, entry: dict, detector: str) -> str:
@@ -150,6 +152,7 @@ def _html(summary: dict, images: list[tuple[str, str]]) -> str:
         ("point precision", _fmt(point["precision"]), ""),
         ("point recall", _fmt(point["recall"]), ""),
         ("point F1", _fmt(point["f1"]), _fmt((summary.get("baseline_random") or {}).get("f1"))),
+        ("point F1 of flagging every row", _fmt(summary["baseline_flag_all"]["f1"]), ""),
         ("event recall (windows detected)",
          f"{_fmt(event['recall'])} ({event['detected']}/{event['windows']})", ""),
         ("event precision (true alarms)",
