@@ -7,7 +7,9 @@ become labels.
 
 from __future__ import annotations
 
+import math
 import os
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -45,26 +47,38 @@ class VictoriaMetrics:
     def flush(self, timeout: float = 30.0) -> None:
         """Make everything written so far visible to queries (takes about a second).
 
-        VictoriaMetrics keeps new rows in per-CPU buffers it flushes every second, and
-        the Debian version's ``/internal/force_flush`` does not flush those. So we also
-        write a marker series through each buffer (round robin, several per CPU), wait
-        until all markers are visible, then delete them.
+        VictoriaMetrics keeps new rows in per-CPU buffers it moves to storage every
+        second, and the Debian version's ``/internal/force_flush`` only flushes what
+        has been moved (without it, new data showed up after ~10 s). So we write a
+        marker series through each buffer (round robin, several per CPU), force
+        flushes until every marker is visible, then delete the markers.
         """
-        self._get("/internal/force_flush")
         token = uuid.uuid4().hex
         markers = 4 * (os.cpu_count() or 2)
         for index in range(markers):
             self._post("/api/v2/write",
                        f"{FLUSH_MARKER},flush={token},n={index} seen=1".encode())
         selector = f'{FLUSH_MARKER}_seen{{flush="{token}"}}'
-        wait_until(lambda: len(self._export(selector)) >= markers, timeout,
+
+        def all_markers_visible() -> bool:
+            self._get("/internal/force_flush")
+            return len(self._export(selector)) >= markers
+
+        wait_until(all_markers_visible, timeout, interval=0.1,
                    what="VictoriaMetrics to make written data visible")
         self._get("/api/v1/admin/tsdb/delete_series", {"match[]": selector})
 
     def query(self, promql: str) -> list[dict[str, Any]]:
-        """The instant-query result list: ``[{"metric": {...}, "value": [ts, "v"]}, ...]``."""
+        """The instant-query result list: ``[{"metric": {...}, "value": [ts, "v"]}, ...]``.
+
+        Evaluated at the next whole second (VictoriaMetrics evaluates at whole seconds,
+        so "now" would miss a sample written in the current second) with ``nocache=1``
+        (without it, samples of the last second were missed about half the time even
+        with -search.disableCache).
+        """
         self.flush()
-        answer = orjson.loads(self._get("/api/v1/query", {"query": promql}))
+        params = {"query": promql, "time": str(math.ceil(time.time())), "nocache": "1"}
+        answer = orjson.loads(self._get("/api/v1/query", params))
         if answer.get("status") != "success":
             raise HarnessError(f"VictoriaMetrics query {promql!r} failed: {answer}")
         return answer["data"]["result"]
