@@ -1,0 +1,283 @@
+r"""Every InfluxQL query of the provisioned Grafana dashboard, run against a real InfluxDB 1.x.
+
+Grafana substitutes ``$timeFilter``, ``$__interval`` and the template variables before the
+query reaches InfluxDB; the helpers here do the same, so each query runs verbatim. Data is
+written in the schema the detector writes (measurements ``readings``, ``alerts``,
+``iotwatch_service``), and each query must return the series a person would expect to see.
+
+>>> substitute('SELECT x FROM r WHERE "site" =~ /^$site$/ AND $timeFilter GROUP BY time($__interval)',
+...            {"site": ["plant-a", "plant.b"]}, (1000, 2000), "5s")
+'SELECT x FROM r WHERE "site" =~ /^(plant-a|plant\\.b)$/ AND time >= 1000ms and time <= 2000ms GROUP BY time(5s)'
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "grafana" / "dashboards"
+
+
+@dataclass(frozen=True)
+class DashboardQuery:
+    key: str          # "variable:site", "annotation:Alerts", "panel:<title>:<refId>"
+    query: str
+
+
+def load_dashboard(name: str = "iotwatch.json") -> dict[str, Any]:
+    return json.loads((DASHBOARD_DIR / name).read_text(encoding="utf-8"))
+
+
+def dashboard_queries(dashboard: dict[str, Any]) -> list[DashboardQuery]:
+    """Every InfluxQL query in the dashboard: variables, annotations, panel targets."""
+    found = []
+    for variable in dashboard.get("templating", {}).get("list", []):
+        if variable.get("type") == "query":
+            found.append(DashboardQuery(f"variable:{variable['name']}", _query_text(variable)))
+    for annotation in dashboard.get("annotations", {}).get("list", []):
+        if annotation.get("datasource", {}).get("type") == "influxdb":
+            found.append(DashboardQuery(f"annotation:{annotation['name']}",
+                                        _query_text(annotation)))
+    for panel in _panels(dashboard.get("panels", [])):
+        for target in panel.get("targets", []):
+            found.append(DashboardQuery(f"panel:{panel['title']}:{target['refId']}",
+                                        _query_text(target)))
+    return found
+
+
+def substitute(query: str, variables: dict[str, list[str] | None], time_range_ms: tuple[int, int],
+               interval: str) -> str:
+    """The query as Grafana sends it. A variable set to None means "All" (allValue ``.*``)."""
+    start, end = time_range_ms
+    text = query.replace("$timeFilter", f"time >= {start}ms and time <= {end}ms")
+    text = text.replace("$__interval", interval)
+    for name in sorted(variables, key=len, reverse=True):
+        values = variables[name]
+        value = ".*" if values is None else "(" + "|".join(map(_regex_escape, values)) + ")"
+        text = text.replace(f"${name}", value)
+    return text
+
+
+def influxql(url: str, database: str, query: str) -> list[dict[str, Any]]:
+    """Run one InfluxQL statement over the v1 HTTP API; return its series (error raises)."""
+    body = urllib.parse.urlencode({"db": database, "q": query, "epoch": "ms"}).encode()
+    with urllib.request.urlopen(f"{url.rstrip('/')}/query", data=body, timeout=30) as response:
+        answer = json.load(response)
+    result = answer["results"][0]
+    if "error" in result:
+        raise AssertionError(f"InfluxDB rejected {query!r}: {result['error']}")
+    return result.get("series", [])
+
+
+def rows(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flatten series into row dicts, each carrying its group-by tags."""
+    flat = []
+    for one in series:
+        for values in one.get("values", []):
+            row = dict(one.get("tags") or {})
+            row.update(zip(one["columns"], values, strict=True))
+            flat.append(row)
+    return flat
+
+
+def _regex_escape(value: str) -> str:
+    # Grafana's escaping for InfluxDB regex variables (it leaves '-' alone, unlike re.escape).
+    return re.sub(r"([\\^$*+?.()|{}\[\]/])", r"\\\1", value)
+
+
+def _query_text(node: dict[str, Any]) -> str:
+    query = node.get("query") or (node.get("target") or {}).get("query")
+    if isinstance(query, dict):     # newer Grafana stores variable queries as objects
+        query = query.get("query")
+    if not query:
+        raise AssertionError(f"no raw InfluxQL query in {json.dumps(node)[:200]}")
+    return query
+
+
+def _panels(panels: list[dict[str, Any]]):
+    for panel in panels:
+        if panel.get("type") == "row":
+            yield from _panels(panel.get("panels", []))
+        else:
+            yield panel
+
+
+# ---------------------------------------------------------------------------
+# Data in the detector's schema
+# ---------------------------------------------------------------------------
+
+STEP_S = 5
+POINTS = 120
+STREAMS = [("plant-a", "boiler-1", "temperature"), ("plant-a", "boiler-1", "pressure"),
+           ("plant-a", "boiler-2", "temperature"), ("plant-a", "boiler-2", "pressure"),
+           ("plant-b", "pump-1", "power")]
+FAULTY = ("plant-a", "boiler-1", "temperature")
+ANOMALOUS = range(60, 70)           # indexes of the faulty stream's anomalous readings
+FIRED_AT, RESOLVED_AT = 62, 75
+READINGS_PER_STEP = len(STREAMS)    # readings_in grows by this each step: 1 reading/s
+REJECTED_PER_STEP = 1
+
+
+@dataclass(frozen=True)
+class SchemaData:
+    database: str
+    start_ms: int
+    end_ms: int
+
+
+def schema_lines(start_s: int) -> list[str]:
+    """Line protocol for POINTS steps of every stream, one fault, its alert and the counters."""
+    lines = []
+    for i in range(POINTS):
+        ts_ns = (start_s + i * STEP_S) * 1_000_000_000
+        for stream in STREAMS:
+            site, device, metric = stream
+            anomalous = stream == FAULTY and i in ANOMALOUS
+            score = 0.95 if anomalous else 0.1
+            lines.append(
+                f"readings,site={site},device={device},metric={metric} "
+                f"value={20.0 + i % 7 + (15 if anomalous else 0)},score={score},threshold=0.8,"
+                f"anomaly={1 if anomalous else 0}i,score_zscore={score * 4},score_hst={score} {ts_ns}")
+        for state, at in (("firing", FIRED_AT), ("resolved", RESOLVED_AT)):
+            if i == at:
+                site, device, metric = FAULTY
+                lines.append(
+                    f"alerts,site={site},device={device},metric={metric},severity=warning,"
+                    f"state={state} fingerprint=\"f00d\",value=35.0,score=0.95,"
+                    f"text=\"{state}: {device}/{metric} anomalous\" {ts_ns}")
+        lines.append(
+            f"iotwatch_service,service=detector readings_in={(i + 1) * READINGS_PER_STEP}i,"
+            f"rejected={(i + 1) * REJECTED_PER_STEP}i,points_written={(i + 1) * READINGS_PER_STEP}i,"
+            f"alerts_fired={int(i >= FIRED_AT)}i,alerts_resolved={int(i >= RESOLVED_AT)}i,"
+            f"spool_depth=0i {ts_ns}")
+    return lines
+
+
+def write_lines(url: str, database: str, lines: list[str]) -> None:
+    query = urllib.parse.urlencode({"db": database, "precision": "ns"})
+    request = urllib.request.Request(f"{url.rstrip('/')}/write?{query}",
+                                     data="\n".join(lines).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 204, response.read()
+
+
+# ---------------------------------------------------------------------------
+# What each query must show, for a selection of site/device/metric
+# ---------------------------------------------------------------------------
+
+
+def selected(variables: dict[str, list[str] | None]) -> list[tuple[str, str, str]]:
+    def keep(name: str, value: str) -> bool:
+        return variables.get(name) is None or value in variables[name]
+    return [s for s in STREAMS if keep("site", s[0]) and keep("device", s[1]) and keep("metric", s[2])]
+
+
+def stream_of(row: dict[str, Any]) -> tuple[str, str, str]:
+    return row["site"], row["device"], row["metric"]
+
+
+def check(key: str, series: list[dict[str, Any]], variables: dict[str, list[str] | None]) -> None:
+    """Assert that the query named ``key`` returned what its panel is meant to show."""
+    streams = selected(variables)
+    faulty_selected = FAULTY in streams
+    table = rows(series)
+    by_stream = {stream_of(s["tags"]) for s in series if s.get("tags", {}).get("metric")}
+    values_of = lambda column: [r[column] for r in table if r.get(column) is not None]  # noqa: E731
+
+    if key.startswith("variable:"):
+        name = key.split(":", 1)[1]
+        index = {"site": 0, "device": 1, "metric": 2}[name]
+        scope = {k: v for k, v in variables.items() if k != name and
+                 {"site": 0, "device": 1, "metric": 2}[k] < index}
+        expected = {s[index] for s in selected(scope)}
+        assert {r["value"] for r in table} == expected, key
+    elif key.startswith("panel:$metric: value, anomaly score and threshold:A"):
+        assert by_stream == set(streams), key
+        assert len(values_of("value")) == len(table) > 0, key
+    elif key.startswith("panel:$metric: value, anomaly score and threshold:B"):
+        assert by_stream == set(streams), key
+        assert max(values_of("score")) == (0.95 if faulty_selected else 0.1), key
+        assert set(values_of("threshold")) == {0.8}, key
+    elif key == "panel:Raw detector scores:A":
+        assert by_stream == set(streams), key
+        assert values_of("max_score_zscore") and values_of("max_score_hst"), key
+    elif key == "panel:Anomalous readings:A":
+        assert by_stream == set(streams), key
+        total = {s: sum(r["anomalous"] for r in table if stream_of(r) == s) for s in streams}
+        assert total == {s: len(ANOMALOUS) if s == FAULTY else 0 for s in streams}, key
+    elif key == "panel:Alerts:A":
+        assert sorted(r["state"] for r in table) == (["firing", "resolved"] if faulty_selected
+                                                      else []), key
+        assert all(r["text"] and r["fingerprint"] == "f00d" for r in table), key
+    elif key == "panel:Alerts in range:A":
+        counts = {s["tags"]["state"]: s["values"][0][1] for s in series}
+        assert counts == ({"firing": 1, "resolved": 1} if faulty_selected else {}), key
+    elif key == "panel:Ingestion rate:A":
+        assert _rates(table, "readings in") == {READINGS_PER_STEP / STEP_S}, key
+        assert _rates(table, "points written") == {READINGS_PER_STEP / STEP_S}, key
+    elif key == "panel:Rejections:A":
+        assert _rates(table, "rejected") == {REJECTED_PER_STEP / STEP_S}, key
+    elif key == "panel:Alert and spool activity:A":
+        assert {r["service"] for r in table} == {"detector"}, key
+        assert max(values_of("alerts fired")) > 0 and max(values_of("alerts resolved")) > 0, key
+    elif key == "panel:Alert and spool activity:B":
+        assert set(values_of("spool depth")) == {0}, key
+    elif key == "annotation:Anomalies":
+        assert len(table) == (len(ANOMALOUS) if faulty_selected else 0), key
+        assert all(stream_of(r) == FAULTY and r["score"] > 0.8 for r in table), key
+    elif key == "annotation:Alerts":
+        assert len(table) == (2 if faulty_selected else 0), key
+        assert all(r["text"] and r["state"] in ("firing", "resolved") for r in table), key
+    else:
+        raise AssertionError(f"no expectation for dashboard query {key}: add one to check()")
+
+
+def _rates(table: list[dict[str, Any]], column: str) -> set[float]:
+    return {round(r[column], 6) for r in table if r.get(column) is not None}
+
+
+SELECTIONS = [
+    pytest.param({"site": None, "device": None, "metric": None}, id="all"),
+    pytest.param({"site": ["plant-a"], "device": ["boiler-1"], "metric": ["temperature"]},
+                 id="faulty-stream"),
+    pytest.param({"site": ["plant-a"], "device": None, "metric": ["pressure"]}, id="one-metric"),
+    pytest.param({"site": ["plant-b"], "device": None, "metric": None}, id="other-site"),
+]
+
+
+def test_dashboard_has_the_panels_operators_need():
+    keys = {q.key for q in dashboard_queries(load_dashboard())}
+    assert {"variable:site", "variable:device", "variable:metric", "annotation:Anomalies",
+            "annotation:Alerts", "panel:Alerts:A", "panel:Ingestion rate:A",
+            "panel:Rejections:A"} <= keys
+
+
+def test_dashboard_datasource_is_the_provisioned_one():
+    dashboard = load_dashboard()
+    provisioned = (DASHBOARD_DIR.parent / "provisioning" / "datasources" / "influxdb.yaml").read_text()
+    uids = {t["datasource"]["uid"] for p in _panels(dashboard["panels"]) for t in p["targets"]}
+    assert uids == {"iotwatch-influxdb"}
+    assert "uid: iotwatch-influxdb" in provisioned and "version: InfluxQL" in provisioned
+
+
+@pytest.fixture(scope="module")
+def schema_data(influxdb) -> SchemaData:
+    database = influxdb.create_database()      # its own database: exact counts
+    start_s = (int(time.time()) - POINTS * STEP_S - 60) // 10 * 10
+    write_lines(influxdb.url, database, schema_lines(start_s))
+    return SchemaData(database, start_ms=start_s * 1000, end_ms=(start_s + POINTS * STEP_S) * 1000)
+
+
+@pytest.mark.parametrize("variables", SELECTIONS)
+def test_every_dashboard_query_returns_the_expected_series(influxdb, schema_data, variables):
+    for item in dashboard_queries(load_dashboard()):
+        query = substitute(item.query, variables, (schema_data.start_ms, schema_data.end_ms), "10s")
+        check(item.key, influxql(influxdb.url, schema_data.database, query), variables)
