@@ -5,11 +5,12 @@ vibration sensor, an HST score of 0.95 on a slowly drifting temperature), so a f
 threshold on them fires too often on some streams and never on others. For each
 detector the *recent level* of its raw score (mean of the last ``short_window``) is
 compared with the stream's own history of that level (exponentially weighted mean and
-variance): the upper tail probability ``p`` of a normal fit becomes
-``-log10(p) / decades``, clipped to [0, 1]. So 0.5 with ``decades=8`` means "a level this
-high is seen once in 10,000 readings on this stream", whatever the stream. Detectors'
-calibrated scores are combined by ``max`` or ``mean``. This is the anomaly-likelihood idea
-Numenta uses on NAB.
+variance). Its upper tail probability ``p`` under a normal fit gives the surprise
+``s = -log10(p)`` and the score ``s / (s + half_decades)``: 0.5 means "a level this high
+is seen once in 10**half_decades readings on this stream", whatever the stream; the
+score never saturates, so higher is always more surprising. Detectors' calibrated scores
+are combined by ``max`` or ``mean``. This is the anomaly-likelihood idea Numenta uses on
+NAB, measured here in ``docs/detection.md``.
 
 >>> calibrator = Calibrator(n_detectors=1, short_window=3, halflife=100, warmup=20)
 >>> for i in range(200):
@@ -23,39 +24,37 @@ from __future__ import annotations
 import math
 from typing import Any
 
-_LOG10 = math.log(10.0)
+_LN10 = math.log(10.0)
 _SQRT2 = math.sqrt(2.0)
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-def tail_score(z: float, decades: float) -> float:
-    """``-log10(P(Z > z)) / decades`` for a standard normal Z, clipped to [0, 1].
+def surprise(z: float) -> float:
+    """``-log10(P(Z > z))`` for a standard normal Z, accurate far into the tail.
 
-    >>> round(tail_score(0.0, 8.0), 4)  # the median: p = 0.5
-    0.0376
-    >>> tail_score(10.0, 8.0)
-    1.0
+    >>> round(surprise(0.0), 4), round(surprise(4.2649), 2), round(surprise(40.0), 1)
+    (0.301, 5.0, 349.4)
     """
-    if z > 37.0:  # erfc underflows; far beyond any sensible number of decades
-        return 1.0
-    tail = 0.5 * math.erfc(z / _SQRT2)
-    score = -math.log(tail) / _LOG10 / decades
-    return 1.0 if score > 1.0 else score
+    if z < 30.0:
+        return -math.log(0.5 * math.erfc(z / _SQRT2)) / _LN10
+    # Mills ratio asymptote; erfc underflows beyond ~38
+    return (0.5 * z * z + math.log(z) + _LOG_SQRT_2PI) / _LN10
 
 
 class Calibrator:
     """Calibration state of one stream for ``n_detectors`` raw scores."""
 
-    __slots__ = ("n_detectors", "short_window", "halflife", "warmup", "decades", "combine",
+    __slots__ = ("n_detectors", "short_window", "halflife", "warmup", "half_decades", "combine",
                  "std_floor", "recent", "sums", "n", "mean", "var", "_alpha")
 
     def __init__(self, n_detectors: int, short_window: int = 10, halflife: float = 2000.0,
-                 warmup: int = 100, decades: float = 8.0, combine: str = "max",
+                 warmup: int = 100, half_decades: float = 5.0, combine: str = "max",
                  std_floor: float = 1e-6) -> None:
         self.n_detectors = n_detectors
         self.short_window = short_window
         self.halflife = halflife
         self.warmup = warmup
-        self.decades = decades
+        self.half_decades = half_decades
         self.combine = combine
         self.std_floor = std_floor
         self._alpha = 1.0 - 0.5 ** (1.0 / halflife)
@@ -78,7 +77,8 @@ class Calibrator:
                 continue
             std = math.sqrt(self.var[index])
             z = (self._level(index, raw) - self.mean[index]) / max(std, self.std_floor)
-            calibrated = tail_score(z, self.decades)
+            level = surprise(z)
+            calibrated = level / (level + self.half_decades)
             total += calibrated
             if calibrated > best:
                 best = calibrated

@@ -35,8 +35,8 @@ class FeatureWindow:
                  "standard_width", "recent", "n", "low", "high", "mean", "var", "diff_var",
                  "_alpha", "_keep")
 
-    def __init__(self, features: tuple[str, ...] = ("value", "diff", "mean"), rolling: int = 8,
-                 scaler: str = "minmax", value_range: tuple[float, float] | None = None,
+    def __init__(self, features: tuple[str, ...] = ("value", "diff", "std"), rolling: int = 8,
+                 scaler: str = "standard", value_range: tuple[float, float] | None = None,
                  standard_halflife: float = 1000.0, standard_width: float = 4.0) -> None:
         self.features = tuple(features)
         self.rolling = rolling

@@ -200,8 +200,8 @@ class HalfSpaceTreesDetector(Base):
                  "trees", "_cached")
 
     def __init__(self, n_trees: int = 10, height: int = 8, window_size: int = 250,
-                 features: tuple[str, ...] = ("value", "diff", "mean"), rolling: int = 8,
-                 scaler: str = "minmax", value_range: tuple[float, float] | None = None,
+                 features: tuple[str, ...] = ("value", "diff", "std"), rolling: int = 8,
+                 scaler: str = "standard", value_range: tuple[float, float] | None = None,
                  standard_halflife: float = 1000.0, standard_width: float = 4.0,
                  seed: int | None = None) -> None:
         self.n_trees = n_trees
@@ -260,8 +260,8 @@ class RiverHalfSpaceTreesDetector(Base):
                  "model")
 
     def __init__(self, n_trees: int = 10, height: int = 8, window_size: int = 250,
-                 features: tuple[str, ...] = ("value", "diff", "mean"), rolling: int = 8,
-                 scaler: str = "minmax", value_range: tuple[float, float] | None = None,
+                 features: tuple[str, ...] = ("value", "diff", "std"), rolling: int = 8,
+                 scaler: str = "standard", value_range: tuple[float, float] | None = None,
                  standard_halflife: float = 1000.0, standard_width: float = 4.0,
                  seed: int | None = None) -> None:
         from river.anomaly import HalfSpaceTrees

@@ -5,7 +5,7 @@ service nests these under its ``detector:`` section, so a key path such as
 ``detectors.hst.window_size`` reads ``detector.detectors.hst.window_size`` there.
 
 >>> EngineSettings().enabled
-['ewm_zscore', 'hst']
+['zscore', 'hst']
 >>> from iotwatch.config import errors_of
 >>> errors_of(EngineSettings, {"detectors": {"hst": {"window_size": 0}}})
 ['detectors.hst.window_size: must be >= 1, got 0']
@@ -48,9 +48,9 @@ class EwmZScoreSettings(StrictModel):
 class FeatureWindowSettings(StrictModel):
     """The short window of recent values a tree detector sees, every feature in [0, 1]."""
 
-    features: list[FeatureName] = Field(default_factory=lambda: ["value", "diff", "mean"])
+    features: list[FeatureName] = Field(default_factory=lambda: ["value", "diff", "std"])
     rolling: int = Field(default=8, ge=2, le=256)
-    scaler: Literal["minmax", "standard"] = "minmax"
+    scaler: Literal["minmax", "standard"] = "standard"
     standard_halflife: float = Field(default=1000.0, gt=0)
     standard_width: float = Field(default=4.0, gt=0)
 
@@ -107,15 +107,16 @@ class CalibrationSettings(StrictModel):
     """Turns each detector's raw scores into one score in [0, 1] comparable across streams.
 
     The recent level of a raw score (mean of the last ``short_window`` scores) is compared
-    with the stream's own long-run score distribution (exponentially weighted mean and
-    variance, ``halflife`` readings); its upper tail probability ``p`` gives
-    ``-log10(p) / decades`` clipped to [0, 1]: 0.5 means "a level seen once in 10**(decades/2)".
+    with the stream's own history of that level (exponentially weighted mean and variance,
+    ``halflife`` readings). Its upper tail probability ``p`` gives the surprise
+    ``s = -log10(p)`` and the score ``s / (s + half_decades)``: 0.5 means "seen once in
+    10**half_decades readings". ``combine`` merges the detectors' calibrated scores.
     """
 
-    short_window: int = Field(default=10, ge=1, le=1000)
-    halflife: float = Field(default=2000.0, gt=0)
+    short_window: int = Field(default=60, ge=1, le=1000)
+    halflife: float = Field(default=20000.0, gt=0)
     warmup: int = Field(default=100, ge=1)
-    decades: float = Field(default=8.0, gt=0)
+    half_decades: float = Field(default=5.0, gt=0)
     combine: Literal["max", "mean"] = "max"
     std_floor: float = Field(default=1e-6, gt=0)
 
@@ -182,7 +183,7 @@ class EngineSettings(StrictModel):
     """Everything the engine needs; the detector service's ``detector:`` section extends it."""
 
     detectors: DetectorsSettings = DetectorsSettings()
-    enabled: list[str] = Field(default_factory=lambda: ["ewm_zscore", "hst"])
+    enabled: list[str] = Field(default_factory=lambda: ["zscore", "hst"])
     calibration: CalibrationSettings = CalibrationSettings()
     decision: DecisionSettings = DecisionSettings()
     streams: list[StreamRule] = []
