@@ -12,10 +12,14 @@ import ssl
 import threading
 import uuid
 
+import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from harness import HarnessError, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
+
+from iotwatch.config import MqttSettings, StrictModel, build_config
+from iotwatch.mqtt import connect, make_client
 
 MARKER_TOPIC = "iotwatch/readings/acl-test/marker"
 
@@ -205,6 +209,9 @@ def test_restart_keeps_queued_messages_of_persistent_sessions(fresh_mosquitto):
     try:
         wait_until(lambda: len(received) >= count, timeout=60,
                    what=f"{count} queued messages after the restart")
+    except TimeoutError:
+        pytest.fail(f"received {len(received)} of {count} queued messages after the restart "
+                    "(max_queued_messages too low, or persistence lost them)")
     finally:
         detector.disconnect()
         detector.loop_stop()
@@ -223,3 +230,33 @@ def _raw_client(broker, role: str) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:8]}")
     client.username_pw_set(role, broker.password(role))
     return client
+
+
+class _ServiceFile(StrictModel):
+    mqtt: MqttSettings
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+@pytest.mark.parametrize("service", ["publisher", "detector", "alerting"])
+def test_services_log_in_with_the_harness_config_and_announce_themselves(
+        mosquitto, mqtt_collector, service, tls):
+    """mqtt_section() + env() make a valid config for iotwatch.mqtt, and the ACL lets each
+    service publish its retained status (the topic of its last will too)."""
+    if tls and mosquitto.tls_port is None:
+        pytest.skip("the external broker given by IOTWATCH_TEST_MQTT_URL has no TLS port set")
+    section = mosquitto.mqtt_section(service, tls=tls, client_id=f"test-{uuid.uuid4().hex[:8]}")
+    assert "password" not in section
+    settings = build_config({"mqtt": section}, _ServiceFile, environ=mosquitto.env(service)).mqtt
+    status_topic = f"iotwatch/status/{service}"
+    monitor = mqtt_collector(mosquitto, status_topic)
+
+    client = make_client(settings, service, persistent=False)
+    connect(client, settings)
+    try:
+        wait_until(lambda: any(orjson.loads(payload)["state"] == "online"
+                               for payload in monitor.payloads(status_topic) if payload),
+                   what=f"{service} to announce itself online")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+        mosquitto.publish(service, status_topic, b"", retain=True)  # leave no retained status
