@@ -1,0 +1,220 @@
+"""The detector service, wired in one place.
+
+    MQTT (QoS 1, persistent session, manual acks)
+      -> intake queue (paho thread)            consumer.Intake
+      -> parse, score, learn, decide (worker)  worker.Worker + handler.MessageHandler
+           -> alerts, alert state, dead letters on MQTT    emit.Emitter
+           -> batches of line protocol
+      -> write or spool (delivery thread)      delivery.Delivery, sink, spool.Spool
+      -> acknowledge to the broker             acks.Acker
+    plus checkpoints (checkpoint.CheckpointFile), HTTP (api), metrics.
+
+Nothing imports this module; ``detector.cli`` calls ``run``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+from detector.acks import Acker
+from detector.api import routes
+from detector.checkpoint import CheckpointFile
+from detector.config import DetectorFile
+from detector.consumer import Intake
+from detector.delivery import Delivery
+from detector.emit import Emitter
+from detector.engine import Engine, EngineSettings
+from detector.engine.snapshot import SnapshotError
+from detector.handler import MessageHandler
+from detector.metrics import Metrics
+from detector.reconcile import read_retained_alerts, stale_alerts
+from detector.sink import make_writer
+from detector.spool import Spool
+from detector.worker import Cadence, Worker
+from iotwatch.httpserver import serve
+from iotwatch.mqtt import connect, make_client, publish_status
+from iotwatch.parse import ReadingParser
+from iotwatch.topics import Topics
+
+log = logging.getLogger(__name__)
+
+SERVICE = "detector"
+STOP_TIMEOUT_S = 20.0
+
+
+def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set); return the exit status."""
+    stop = stop or _stop_on_signals()
+    section, mqtt, influx = config.detector, config.mqtt, config.influxdb
+    topics = Topics(mqtt.topic_prefix)
+    metrics = Metrics()
+
+    # State: the engine as the last checkpoint left it.
+    checkpoints = CheckpointFile(section.checkpoint.path)
+    engine = _restore(checkpoints, section)
+    handler = MessageHandler(engine, ReadingParser(topics, section.limits.parse_limits()),
+                             measurement=influx.measurement,
+                             alert_measurement=influx.alert_measurement,
+                             device_points=section.output.device_points)
+
+    # Alerts that fired after that checkpoint: the retained alert states tell.
+    retained = read_retained_alerts(mqtt, f"{topics.prefix}/alert-state/#")
+    stale = stale_alerts(retained, handler.summaries(), now=time.time())
+
+    # MQTT in (manual acks) and out.
+    intake = Intake(section.input.queue_size)
+    subscriptions = [(f, section.input.qos) for f in section.input.subscriptions
+                     or [topics.readings_filter]]
+    client = make_client(mqtt, SERVICE, persistent=True, manual_ack=True,
+                         subscriptions=subscriptions, on_connected=intake.on_connected)
+    intake.attach(client)
+    emitter = Emitter(client, topics, section.output.alert_state_on_resolve)
+
+    # Points out: sink, spool, acks.
+    spool = Spool(section.spool.dir, section.spool.max_bytes, section.spool.segment_bytes)
+    acker = Acker(client.ack, lambda: intake.generation,
+                  on_acked=lambda tokens: _observe_acks(metrics, tokens))
+    delivery = Delivery(make_writer(influx, section.output.sink, section.output.file), spool,
+                        acker, metrics,
+                        lambda line, why: emitter.refused_point(line, why, time.time()))
+    metrics.watch_spool(lambda: delivery.spool_state.points)
+    worker = Worker(intake.queue, handler, emitter, delivery, checkpoints, metrics, Cadence(
+        batch_points=influx.batch_size, batch_messages=section.input.ack_batch,
+        flush_interval_s=influx.flush_interval_s, idle_flush_s=section.input.idle_flush_s,
+        stats_interval_s=section.output.stats_interval_s,
+        checkpoint_interval_s=section.checkpoint.interval_s,
+        checkpoint_after_alert_s=section.checkpoint.after_alert_s))
+
+    def health() -> tuple[bool, dict[str, Any]]:
+        problems = []
+        if not intake.connected:
+            problems.append(f"not connected to the MQTT broker at {mqtt.host}:{mqtt.port}")
+        if delivery.writable is not True:
+            problems.append(delivery.last_error or f"nothing written to "
+                            f"{delivery.writer.description} yet")
+        spooled = delivery.spool_state
+        return not problems, {"problems": problems, "mqtt_connected": intake.connected,
+                              "sink": delivery.writer.description,
+                              "sink_writable": bool(delivery.writable),
+                              "spool_points": spooled.points, "spool_batches": spooled.batches,
+                              "queue_depth": intake.queue.qsize(),
+                              "unacked": acker.pending, "streams": handler.stream_count()}
+
+    def exposition() -> bytes:
+        _refresh_gauges(metrics, intake, delivery, acker, handler, worker)
+        return metrics.exposition()
+
+    failed: list[str] = []
+    threads = [threading.Thread(target=_guarded(delivery.run, stop, failed), name="delivery",
+                                daemon=True),
+               threading.Thread(target=_guarded(worker.run, stop, failed), name="worker",
+                                daemon=True)]
+    for thread in threads:
+        thread.start()
+    connect(client, mqtt)
+    for alert in stale:
+        log.warning("closing %s alert %s: %s", alert.metric, alert.fingerprint,
+                    alert.annotations["summary"])
+        emitter.alert(alert)
+    server = None
+    if config.http.enabled:
+        server = serve(config.http.host, config.http.port,
+                       routes(handler, handler.parser, topics, health, exposition))
+        log.info("http on %s:%s (/health /metrics /streams /predict)", server.host, server.port)
+    log.info("detector running: %d streams restored, writing to %s", handler.stream_count(),
+             delivery.writer.description)
+
+    stop.wait()
+
+    # Graceful stop: no new input, everything processed stored and acknowledged, state saved.
+    log.info("stopping")
+    intake.stop()
+    worker.stop()
+    threads[1].join(STOP_TIMEOUT_S)
+    delivery.stop(STOP_TIMEOUT_S)
+    threads[0].join(STOP_TIMEOUT_S + 5)
+    delivery.drain_acks(5.0)
+    offline = publish_status(client, mqtt, SERVICE, "offline", reason="stopped")
+    offline.wait_for_publish(5.0)
+    client.disconnect()
+    client.loop_stop()
+    if server is not None:
+        server.close()
+    delivery.writer.close()
+    spool.close()
+    log.info("stopped")
+    return 1 if failed else 0
+
+
+def _guarded(target, stop: threading.Event, failed: list[str]):
+    """A thread body that stops the service (exit 1, nothing acked is lost) on a bug."""
+
+    def body() -> None:
+        try:
+            target()
+        except Exception:
+            log.exception("%s failed; stopping (unacknowledged messages will be redelivered)",
+                          threading.current_thread().name)
+            failed.append(threading.current_thread().name)
+            stop.set()
+
+    return body
+
+
+def _restore(checkpoints: CheckpointFile, settings: EngineSettings) -> Engine:
+    data = checkpoints.load()
+    if data is None:
+        log.info("no checkpoint at %s: every stream starts learning", checkpoints.path)
+        return Engine(settings)
+    try:
+        engine = Engine.restore(settings, data)
+    except (SnapshotError, KeyError, ValueError, TypeError) as exc:
+        moved = checkpoints.set_aside()
+        log.error("checkpoint %s unreadable (%s); moved to %s, every stream starts learning",
+                  checkpoints.path, exc, moved)
+        return Engine(settings)
+    if engine.reset_streams:
+        log.warning("%d streams restart learning: their detector settings changed",
+                    len(engine.reset_streams))
+    log.info("restored %d streams from %s", len(engine), checkpoints.path)
+    return engine
+
+
+def _observe_acks(metrics: Metrics, tokens: list[tuple[int, int, int, float]]) -> None:
+    now = time.time()
+    metrics.acks.inc(len(tokens))
+    for _generation, _mid, _qos, received_at in tokens:
+        metrics.ack_lag.observe(max(0.0, now - received_at))
+
+
+def _refresh_gauges(metrics: Metrics, intake: Intake, delivery: Delivery, acker: Acker,
+                    handler: MessageHandler, worker: Worker) -> None:
+    spooled = delivery.spool_state
+    now = time.time()
+    metrics.spool_points.set(spooled.points)
+    metrics.spool_batches.set(spooled.batches)
+    metrics.spool_bytes.set(spooled.bytes)
+    metrics.spool_age.set(0 if spooled.oldest_created is None else now - spooled.oldest_created)
+    metrics.queue_depth.set(intake.queue.qsize())
+    metrics.unacked.set(acker.pending)
+    metrics.mqtt_connected.set(1 if intake.connected else 0)
+    metrics.sink_writable.set(1 if delivery.writable else 0)
+    metrics.streams.set(handler.stream_count())
+    if worker.last_checkpoint is not None:
+        metrics.checkpoint_age.set(now - worker.last_checkpoint)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: Any) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop

@@ -1,0 +1,47 @@
+"""``iotwatch detect``: run the detector service.
+
+Heavy imports stay inside ``run`` so ``iotwatch --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", default="config/detector.yaml", metavar="FILE",
+                        help="configuration file (default: %(default)s); any key can be "
+                        "overridden with IOTWATCH__<SECTION>__<KEY> environment variables")
+    parser.add_argument("--check", action="store_true",
+                        help="validate the configuration and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    from detector.config import DetectorFile
+    from iotwatch.config import ConfigError, load_config
+    from iotwatch.logs import setup_logging
+    from iotwatch.mqtt import MqttError
+
+    try:
+        config = load_config(args.config, DetectorFile)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"{exc.source}: {line}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.check:
+        print(f"{args.config}: ok")
+        return 0
+    setup_logging(config.log, "detector")
+    from detector import app
+    from detector.sink import SinkConfigError
+    from detector.spool import SpoolError
+
+    try:
+        return app.run(config)
+    except (MqttError, SpoolError, SinkConfigError) as exc:
+        print(f"iotwatch detect: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE

@@ -1,0 +1,120 @@
+"""The detector service's configuration file: shared sections plus ``detector:``.
+
+``detector:`` is the engine's settings (``detector.detectors.hst.window_size`` ...) with
+the service's own keys beside them: what to subscribe to, how to batch and acknowledge,
+where points go, the spool, checkpoints and input limits. Every key has a default, so an
+empty file runs the service against a local broker and InfluxDB 1.x.
+
+>>> config = DetectorFile.model_validate({"detector": {"detectors": {"hst": {"window_size": 64}}}})
+>>> config.detector.detectors.hst.window_size, config.detector.spool.max_bytes
+(64, 1073741824)
+>>> from iotwatch.config import errors_of
+>>> errors_of(DetectorFile, {"detector": {"output": {"sink": "s3"}}})
+["detector.output.sink: must be one of 'influxdb', 'file' or 'none', got 's3'"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from detector.engine.settings import EngineSettings
+from iotwatch.config import HttpSettings, InfluxSettings, LogSettings, MqttSettings, StrictModel
+from iotwatch.parse import ParseLimits
+
+_DEFAULT_LIMITS = ParseLimits()
+
+
+class InputSettings(StrictModel):
+    """What the service consumes and how much it holds un-acknowledged."""
+
+    # Topic filters under <prefix>/readings/; empty means all readings (<prefix>/readings/#).
+    subscriptions: list[str] = []
+    qos: Literal[0, 1] = 1
+    # Messages received but not yet processed; a full queue stops reading from the broker.
+    queue_size: int = Field(default=10_000, ge=10, le=1_000_000)
+    # A batch is handed to the writer once it holds this many MQTT messages, so acks flow
+    # back before the broker's in-flight window (mosquitto max_inflight_messages) fills.
+    ack_batch: int = Field(default=200, ge=1, le=65_535)
+    # ... or once no message arrived for this long (low rates, small broker windows).
+    idle_flush_s: float = Field(default=0.05, gt=0, le=10)
+
+    @field_validator("subscriptions")
+    @classmethod
+    def _filters(cls, value: list[str]) -> list[str]:
+        for topic in value:
+            if not topic or "#" in topic[:-1] or (topic.endswith("#") and topic[-2:] != "/#"
+                                                  and topic != "#"):
+                raise ValueError(f"must be MQTT topic filters ('#' only as the last level), "
+                                 f"got {topic!r}")
+        return value
+
+
+class LimitsSettings(StrictModel):
+    """Bounds on acceptable input; anything outside is dead-lettered with its reason."""
+
+    max_payload_bytes: int = Field(default=_DEFAULT_LIMITS.max_payload_bytes, ge=64,
+                                   le=16_777_216)
+    max_metrics: int = Field(default=_DEFAULT_LIMITS.max_metrics, ge=1, le=1024)
+    max_future_s: float = Field(default=_DEFAULT_LIMITS.max_future_s, ge=0)
+    min_epoch_s: float = Field(default=_DEFAULT_LIMITS.min_epoch_s, ge=0)
+
+    def parse_limits(self) -> ParseLimits:
+        return ParseLimits(self.max_payload_bytes, self.max_metrics, self.max_future_s,
+                           self.min_epoch_s)
+
+
+class OutputSettings(StrictModel):
+    """Where points go and what the alert topics carry."""
+
+    # influxdb: the influxdb: section (v1 or v2 API); file: line protocol appended to
+    # ``file`` (a store for demos without a database); none: alerts only, points dropped.
+    sink: Literal["influxdb", "file", "none"] = "influxdb"
+    file: Path = Path("data/detector/points.lp")
+    # Write per-device (multivariate) outcomes as points with metric "_device".
+    device_points: bool = True
+    # On resolve the retained alert-state topic is cleared (an empty retained message), so
+    # it holds exactly what fires now; "resolved" keeps the resolved alert there instead.
+    alert_state_on_resolve: Literal["clear", "resolved"] = "clear"
+    # The iotwatch_service measurement with the service's counters, every this many seconds.
+    stats_interval_s: float = Field(default=10.0, ge=1, le=3600)
+
+
+class SpoolSettings(StrictModel):
+    """The on-disk buffer for points InfluxDB could not take yet."""
+
+    dir: Path = Path("data/detector/spool")
+    max_bytes: int = Field(default=1 << 30, ge=1 << 16)
+    segment_bytes: int = Field(default=16 << 20, ge=1 << 12)
+
+
+class CheckpointSettings(StrictModel):
+    """Engine state saved to disk so a restart keeps learning and open alerts."""
+
+    path: Path = Path("data/detector/checkpoint.bin")
+    interval_s: float = Field(default=60.0, ge=1)
+    # A checkpoint also follows any alert transition within this many seconds, so the
+    # alert states a restart restores are rarely older than the last published alert.
+    after_alert_s: float = Field(default=5.0, ge=0)
+
+
+class DetectorSection(EngineSettings):
+    """The ``detector:`` section: engine settings plus the service's keys."""
+
+    input: InputSettings = InputSettings()
+    output: OutputSettings = OutputSettings()
+    spool: SpoolSettings = SpoolSettings()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    limits: LimitsSettings = LimitsSettings()
+
+
+class DetectorFile(StrictModel):
+    """A whole ``config/detector.yaml``."""
+
+    mqtt: MqttSettings = MqttSettings()
+    influxdb: InfluxSettings = InfluxSettings()
+    http: HttpSettings = HttpSettings()
+    log: LogSettings = LogSettings()
+    detector: DetectorSection = DetectorSection()

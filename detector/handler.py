@@ -1,0 +1,152 @@
+"""One MQTT message in; its points, alerts and rejection out. No I/O, no clock.
+
+The handler owns the engine: every use of it (learning here, ``/streams`` and
+``/predict`` from HTTP threads, snapshots) goes through ``lock``.
+
+>>> from detector.engine import Engine, EngineSettings
+>>> from iotwatch.parse import ReadingParser
+>>> from iotwatch.topics import Topics
+>>> handler = MessageHandler(Engine(EngineSettings(enabled=["zscore"])),
+...                          ReadingParser(Topics("iotwatch")))
+>>> done = handler.handle("iotwatch/readings/s/d/temp", b'{"ts": 1768905000, "value": 21.5}',
+...                       received_at=1768905001.0)
+>>> done.readings, done.lines[0].split(" ")[0], done.rejected
+(1, 'readings,site=s,device=d,metric=temp', None)
+>>> handler.handle("iotwatch/readings/s/d/temp", b'{"value": "hot"}', 0.0).rejected.reason
+<Reason.NON_NUMERIC: 'non_numeric'>
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from detector.engine import DEVICE_METRIC, AlertEvent, Engine, Outcome
+from detector.lineprotocol import SeriesKeys, alert_line, reading_line
+from iotwatch.contracts import Alert, Reading, Rejected
+from iotwatch.parse import ReadingParser
+
+
+@dataclass(slots=True)
+class Handled:
+    """What one message produced."""
+
+    lines: list[str] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    rejected: Rejected | None = None
+    readings: int = 0
+    reading_ts: float | None = None
+
+
+class MessageHandler:
+    """Parses, scores and learns one message at a time; builds its points and alerts."""
+
+    def __init__(self, engine: Engine, parser: ReadingParser, *, measurement: str = "readings",
+                 alert_measurement: str = "alerts", device_points: bool = True) -> None:
+        self.engine = engine
+        self.parser = parser
+        self.lock = threading.Lock()
+        self._series = SeriesKeys(measurement)
+        self._alert_measurement = alert_measurement
+        self._device_points = device_points
+
+    def handle(self, topic: str, payload: bytes, received_at: float) -> Handled:
+        try:
+            readings = self.parser.parse(topic, payload, received_at)
+        except Rejected as rejected:
+            return Handled(rejected=rejected)
+        done = Handled(readings=len(readings), reading_ts=readings[0].ts)
+        lines = done.lines
+        with self.lock:
+            for reading in readings:
+                outcome = self.engine.process(reading.site, reading.device, reading.metric,
+                                              reading.ts, reading.value)
+                lines.append(self._line(reading.site, reading.device, reading.metric,
+                                        reading.ts, reading.value, outcome))
+                if outcome.event is not None:
+                    self._alert(done, reading.site, reading.device, reading.metric,
+                                outcome.event)
+            if len(readings) > 1:
+                self._device(done, readings)
+        return done
+
+    def _device(self, done: Handled, readings: list[Reading]) -> None:
+        first = readings[0]
+        outcome = self.engine.process_device(first.site, first.device, first.ts,
+                                             {r.metric: r.value for r in readings})
+        if outcome is None:
+            return
+        if self._device_points:
+            done.lines.append(self._line(first.site, first.device, DEVICE_METRIC, first.ts,
+                                         None, outcome))
+        if outcome.event is not None:
+            self._alert(done, first.site, first.device, DEVICE_METRIC, outcome.event)
+
+    def _line(self, site: str, device: str, metric: str, ts: float, value: float | None,
+              outcome: Outcome) -> str:
+        return reading_line(self._series.prefix(site, device, metric), ts, value,
+                            outcome.scores, outcome.score, outcome.threshold, outcome.anomaly)
+
+    def _alert(self, done: Handled, site: str, device: str, metric: str,
+               event: AlertEvent) -> None:
+        alert = alert_from_event(site, device, metric, event)
+        done.alerts.append(alert)
+        done.lines.append(alert_line(
+            self._alert_measurement, site=site, device=device, metric=metric,
+            severity=alert.severity, state=alert.state, fingerprint=alert.fingerprint,
+            value=alert.value, score=alert.score, text=alert.annotations["summary"],
+            ts=alert.ts))
+
+    # -- read-only uses from other threads ----------------------------------------------------
+
+    def peek(self, readings: list[Reading]) -> list[dict[str, Any]]:
+        """Scores and decisions for ``readings`` against the live models, learning nothing."""
+        answers = []
+        with self.lock:
+            for r in readings:
+                outcome = self.engine.peek(r.site, r.device, r.metric, r.ts, r.value)
+                answers.append({"site": r.site, "device": r.device, "metric": r.metric,
+                                "ts": r.ts, "value": r.value, "scores": outcome.scores,
+                                "score": outcome.score, "threshold": outcome.threshold,
+                                "anomaly": outcome.anomaly,
+                                "would_alert": None if outcome.event is None
+                                else outcome.event.state})
+        return answers
+
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        with self.lock:
+            return self.engine.stream_summaries()
+
+    def stream_count(self) -> int:
+        with self.lock:
+            return len(self.engine)
+
+    def snapshot(self) -> bytes:
+        with self.lock:
+            return self.engine.snapshot()
+
+
+def alert_from_event(site: str, device: str, metric: str, event: AlertEvent) -> Alert:
+    """The contract's alert for an engine transition, with a one-line summary.
+
+    >>> from detector.engine import AlertEvent
+    >>> event = AlertEvent("firing", "critical", "fp", "anomaly", 10.0, 12.0, 93.4, 0.999,
+    ...                    0.999, {"zscore": 7.8}, 0.5)
+    >>> alert_from_event("plant-1", "boiler-1", "supply_temp", event).annotations["summary"]
+    'supply_temp on plant-1/boiler-1 is anomalous: 93.4 (score 0.999)'
+    """
+    where = f"{site}/{device}"
+    subject = f"device {where} (its metrics together)" if metric == DEVICE_METRIC \
+        else f"{metric} on {where}"
+    if event.state == "firing":
+        summary = f"{subject} is anomalous: {event.value:.6g} (score {event.score:.3f})"
+    else:
+        summary = f"{subject} is back to normal"
+    return Alert(
+        fingerprint=event.fingerprint, state=event.state,
+        severity=event.severity,  # type: ignore[arg-type]
+        site=site, device=device, metric=metric, rule=event.rule, value=event.value,
+        score=event.score, threshold=event.threshold, starts_at=event.started_at, ts=event.ts,
+        ends_at=event.ts if event.state == "resolved" else None, scores=dict(event.scores),
+        annotations={"summary": summary, "peak_score": f"{event.peak_score:.4f}"})

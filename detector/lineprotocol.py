@@ -1,0 +1,157 @@
+"""InfluxDB line protocol, built as plain strings (about 5x cheaper than client ``Point``s).
+
+Escaping follows the line protocol reference: measurements escape commas and spaces; tag
+keys, tag values and field keys escape commas, equals signs and spaces; string field
+values escape double quotes and backslashes. Timestamps are integer milliseconds
+(write with ``precision=ms``). Non-finite floats cannot be written and are left out.
+
+>>> series = SeriesKeys("readings")
+>>> series.prefix("plant 1", "boiler,1", "temp=C")
+'readings,site=plant\\\\ 1,device=boiler\\\\,1,metric=temp\\\\=C'
+>>> reading_line(series.prefix("s", "d", "t"), 1768905000.123, 21.5,
+...              {"zscore": 0.4}, 0.12, 0.5, False)
+'readings,site=s,device=d,metric=t value=21.5,score=0.12,threshold=0.5,anomaly=0i,score_zscore=0.4 1768905000123'
+>>> string_field('say "hi" \\\\ bye')
+'"say \\\\"hi\\\\" \\\\\\\\ bye"'
+>>> parse_tags('readings,site=a\\\\ b,device=d,metric=m value=1 5')
+{'site': 'a b', 'device': 'd', 'metric': 'm'}
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+
+_MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ "})
+_KEY = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
+_NEWLINES = str.maketrans({"\n": " ", "\r": " "})
+_UNESCAPE = re.compile(r"\\(.)")
+
+
+def escape_measurement(name: str) -> str:
+    return name.translate(_NEWLINES).translate(_MEASUREMENT)
+
+
+def escape_key(text: str) -> str:
+    """Escape a tag key, tag value or field key."""
+    return text.translate(_NEWLINES).translate(_KEY)
+
+
+def string_field(text: str) -> str:
+    """A quoted string field value."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').translate(_NEWLINES) + '"'
+
+
+def float_field(value: float) -> str | None:
+    """The text of a float field, or None when the value cannot be written (NaN, inf)."""
+    return repr(float(value)) if math.isfinite(value) else None
+
+
+def timestamp_ms(ts: float) -> int:
+    return round(ts * 1000)
+
+
+class SeriesKeys:
+    """Caches the escaped ``measurement,site=..,device=..,metric=..`` prefix per stream."""
+
+    def __init__(self, measurement: str, max_entries: int = 1_000_000) -> None:
+        self.measurement = escape_measurement(measurement)
+        self._cache: dict[tuple[str, str, str], str] = {}
+        self._max = max_entries
+
+    def prefix(self, site: str, device: str, metric: str) -> str:
+        key = (site, device, metric)
+        found = self._cache.get(key)
+        if found is None:
+            found = (f"{self.measurement},site={escape_key(site)},device={escape_key(device)}"
+                     f",metric={escape_key(metric)}")
+            if len(self._cache) >= self._max:
+                self._cache.clear()
+            self._cache[key] = found
+        return found
+
+
+def reading_line(prefix: str, ts: float, value: float | None, scores: Mapping[str, float],
+                 score: float, threshold: float, anomaly: bool) -> str:
+    """One reading's point: value, calibrated score, threshold, flag and raw scores."""
+    fields = []
+    if value is not None:
+        text = float_field(value)
+        if text is not None:
+            fields.append(f"value={text}")
+    for name, number in (("score", score), ("threshold", threshold)):
+        text = float_field(number)
+        if text is not None:
+            fields.append(f"{name}={text}")
+    fields.append("anomaly=1i" if anomaly else "anomaly=0i")
+    for name, raw in scores.items():
+        text = float_field(raw)
+        if text is not None:
+            fields.append(f"score_{escape_key(name)}={text}")
+    return f"{prefix} {','.join(fields)} {timestamp_ms(ts)}"
+
+
+def alert_line(measurement: str, *, site: str, device: str, metric: str, severity: str,
+               state: str, fingerprint: str, value: float, score: float, text: str,
+               ts: float) -> str:
+    """An alert event's point (Grafana annotations read these).
+
+    >>> alert_line("alerts", site="s", device="d", metric="t", severity="critical",
+    ...            state="firing", fingerprint="ab12", value=9.0, score=0.97,
+    ...            text="t on s/d is anomalous", ts=10.0)
+    'alerts,site=s,device=d,metric=t,severity=critical,state=firing fingerprint="ab12",value=9.0,score=0.97,text="t on s/d is anomalous" 10000'
+    """
+    fields = [f"fingerprint={string_field(fingerprint)}"]
+    for name, number in (("value", value), ("score", score)):
+        rendered = float_field(number)
+        if rendered is not None:
+            fields.append(f"{name}={rendered}")
+    fields.append(f"text={string_field(text)}")
+    return (f"{escape_measurement(measurement)},site={escape_key(site)},"
+            f"device={escape_key(device)},metric={escape_key(metric)},"
+            f"severity={escape_key(severity)},state={escape_key(state)} "
+            f"{','.join(fields)} {timestamp_ms(ts)}")
+
+
+def counters_line(measurement: str, tags: Mapping[str, str], counters: Mapping[str, int],
+                  ts: float) -> str:
+    """Integer counter fields, e.g. the service's own statistics.
+
+    >>> counters_line("iotwatch_service", {"service": "detector"}, {"readings_in": 5}, 1.0)
+    'iotwatch_service,service=detector readings_in=5i 1000'
+    """
+    tag_text = "".join(f",{escape_key(k)}={escape_key(v)}" for k, v in tags.items())
+    fields = ",".join(f"{escape_key(k)}={int(v)}i" for k, v in counters.items())
+    return f"{escape_measurement(measurement)}{tag_text} {fields} {timestamp_ms(ts)}"
+
+
+def parse_tags(line: str) -> dict[str, str]:
+    """The tags of a line (for messages about a line the database refused)."""
+    head = _split_unescaped(line, " ")[0]
+    parts = _split_unescaped(head, ",")[1:]
+    tags = {}
+    for part in parts:
+        pieces = _split_unescaped(part, "=", 1)
+        if len(pieces) == 2:
+            tags[_UNESCAPE.sub(r"\1", pieces[0])] = _UNESCAPE.sub(r"\1", pieces[1])
+    return tags
+
+
+def _split_unescaped(text: str, separator: str, limit: int = -1) -> list[str]:
+    parts, current, escaped = [], [], False
+    for char in text:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            current.append(char)
+            escaped = True
+        elif char == separator and limit != 0:
+            parts.append("".join(current))
+            current = []
+            limit -= 1
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts

@@ -1,0 +1,172 @@
+"""The processing stage: messages off the intake queue, through the handler, into batches.
+
+One thread runs ``Worker.run``. Per message: parse, score, learn, decide (``handler``),
+publish its alerts or dead letter, and add its points and ack token to the open batch.
+The batch goes to the write stage when it holds ``influxdb.batch_size`` points or
+``input.ack_batch`` messages, is ``influxdb.flush_interval_s`` old, or no message came
+for ``input.idle_flush_s`` (so a small broker in-flight window never stalls). The
+service's own counters are added as a point every ``output.stats_interval_s``; the engine
+is checkpointed every ``checkpoint.interval_s`` and soon after any alert transition.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from detector.acks import Batch
+from detector.checkpoint import CheckpointFile
+from detector.consumer import Received
+from detector.delivery import Delivery
+from detector.emit import Emitter
+from detector.handler import MessageHandler
+from detector.lineprotocol import counters_line
+from detector.metrics import Metrics
+from iotwatch.contracts import Reason
+
+log = logging.getLogger(__name__)
+
+SERVICE_MEASUREMENT = "iotwatch_service"
+
+
+@dataclass(frozen=True, slots=True)
+class Cadence:
+    """How often the worker flushes, reports and checkpoints."""
+
+    batch_points: int = 5000
+    batch_messages: int = 200
+    flush_interval_s: float = 1.0
+    idle_flush_s: float = 0.05
+    stats_interval_s: float = 10.0
+    checkpoint_interval_s: float = 60.0
+    checkpoint_after_alert_s: float = 5.0
+
+
+class Worker:
+    """Runs the processing loop on its own thread until ``stop``."""
+
+    def __init__(self, received: queue.Queue[Received], handler: MessageHandler,
+                 emitter: Emitter, delivery: Delivery, checkpoints: CheckpointFile,
+                 metrics: Metrics, cadence: Cadence, *,
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.received = received
+        self.handler = handler
+        self.emitter = emitter
+        self.delivery = delivery
+        self.checkpoints = checkpoints
+        self.metrics = metrics
+        self.cadence = cadence
+        self._clock = clock
+        self._monotonic = monotonic
+        self._stop = threading.Event()
+        self._batch = self._new_batch()
+        now = monotonic()
+        self._next_stats = now  # report at once: the first write shows the sink works
+        self._next_checkpoint = now + cadence.checkpoint_interval_s
+        self.last_checkpoint: float | None = None  # wall clock
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        cadence = self.cadence
+        while not self._stop.is_set():
+            batch = self._batch
+            wait = cadence.idle_flush_s if batch.lines or batch.tokens else 0.2
+            try:
+                item = self.received.get(timeout=wait)
+            except queue.Empty:
+                item = None
+            if item is not None:
+                self._process(item)
+            now = self._monotonic()
+            if self._due_to_flush(now, idle=item is None):
+                self._flush()
+            if now >= self._next_stats:
+                self._add_stats()
+                self._next_stats = now + cadence.stats_interval_s
+            if now >= self._next_checkpoint:
+                self._flush()
+                self._checkpoint()
+        # Stopping: everything processed goes to the write stage, then the final checkpoint.
+        self._add_stats()
+        self._flush()
+        self._checkpoint()
+
+    # -- per message -------------------------------------------------------------------------
+
+    def _process(self, item: Received) -> None:
+        generation, message, received_at = item
+        batch = self._batch
+        payload = message.payload
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = repr(message._topic)[2:-1]  # noqa: SLF001 - paho has no raw accessor
+            done = None
+        else:
+            done = self.handler.handle(topic, payload, received_at)
+        if done is None or done.rejected is not None:
+            reason = Reason.BAD_TOPIC if done is None else done.rejected.reason
+            detail = "topic is not valid UTF-8" if done is None else done.rejected.detail
+            self.metrics.count_rejected(reason.value)
+            info = self.emitter.dead_letter(topic, payload, reason.value, detail, received_at)
+            if info is not None:
+                batch.publishes.append(info)
+        else:
+            self.metrics.count_readings(done.readings)
+            batch.lines.extend(done.lines)
+            for alert in done.alerts:
+                batch.publishes.extend(self.emitter.alert(alert))
+                self.metrics.count_alert(alert.state)
+                self._next_checkpoint = min(self._next_checkpoint, self._monotonic()
+                                            + self.cadence.checkpoint_after_alert_s)
+            if done.reading_ts is not None:
+                self.metrics.reading_age.set(received_at - done.reading_ts)
+        if message.qos:
+            batch.tokens.append((generation, message.mid, message.qos, received_at))
+        batch.messages += 1
+        self.metrics.messages.inc()
+        self.metrics.processing_lag.observe(max(0.0, self._clock() - received_at))
+
+    # -- batches, stats, checkpoints ----------------------------------------------------------
+
+    def _due_to_flush(self, now: float, idle: bool) -> bool:
+        batch = self._batch
+        if not (batch.lines or batch.tokens or batch.publishes):
+            return False
+        cadence = self.cadence
+        return (idle or len(batch.lines) >= cadence.batch_points
+                or batch.messages >= cadence.batch_messages
+                or now - batch.started >= cadence.flush_interval_s)
+
+    def _flush(self) -> None:
+        batch = self._batch
+        if not (batch.lines or batch.tokens or batch.publishes):
+            return
+        self._batch = self._new_batch()
+        self.delivery.submit(batch)
+
+    def _new_batch(self) -> Batch:
+        return Batch(created=self._clock(), started=self._monotonic())
+
+    def _add_stats(self) -> None:
+        self._batch.lines.append(counters_line(SERVICE_MEASUREMENT, {"service": "detector"},
+                                               self.metrics.totals(), self._clock()))
+
+    def _checkpoint(self) -> None:
+        started = self._monotonic()
+        try:
+            self.checkpoints.save(self.handler.snapshot())
+        except OSError as exc:
+            log.error("cannot write checkpoint %s: %s", self.checkpoints.path, exc)
+        else:
+            self.metrics.checkpoints.inc()
+            self.last_checkpoint = self._clock()
+            log.debug("checkpoint written in %.3f s", self._monotonic() - started)
+        self._next_checkpoint = self._monotonic() + self.cadence.checkpoint_interval_s
