@@ -4,7 +4,8 @@ Each plot shows the series (a multi-metric file: every metric standardised on it
 warm-up rows and clipped to +-10), the labelled windows shaded, the warm-up that is not scored in grey,
 the rows the detector flagged, the alerts it raised, and below it the anomaly score
 with the detector's threshold and the NAB-optimised threshold. The PNGs go to
-``<report stem>_files/`` next to the HTML file.
+``<report stem>_files/`` next to the HTML file. A corpus of many streams (a publisher
+recording) gets at most ``MAX_PLOTS`` plots: files with labelled windows or alarms first.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import numpy as np
 from detector.evaluate.datasets import Series
 from detector.evaluate.runner import Scored
 
+MAX_PLOTS = 100
+
 
 def write_report(path: Path, summary: dict, series: Sequence[Series], scored: Sequence[Scored],
                  jobs: int = 1) -> Path:
@@ -28,7 +31,7 @@ def write_report(path: Path, summary: dict, series: Sequence[Series], scored: Se
     image_dir.mkdir(exist_ok=True)
     nab_threshold = summary["nab_detail"]["standard"]["threshold"]
     images, tasks = [], []
-    for s, sc in zip(series, scored, strict=True):
+    for s, sc in _worth_plotting(series, scored, summary):
         image = image_dir / f"{s.category.replace('/', '_')}__{s.name}.png"
         entry = summary["files"][s.source or s.key]
         tasks.append((image, s, sc, entry, summary["detector"], nab_threshold))
@@ -42,6 +45,20 @@ def write_report(path: Path, summary: dict, series: Sequence[Series], scored: Se
             plot_file(*task)
     path.write_text(_html(summary, images), encoding="utf-8")
     return path
+
+
+def _worth_plotting(series: Sequence[Series], scored: Sequence[Scored], summary: dict
+                    ) -> list[tuple[Series, Scored]]:
+    pairs = list(zip(series, scored, strict=True))
+    if len(pairs) <= MAX_PLOTS:
+        return pairs
+
+    def interesting(pair: tuple[Series, Scored]) -> bool:
+        event = summary["files"][pair[0].source or pair[0].key]["event"]
+        return bool(event["windows"] or event["alarms"])
+
+    chosen = {id(p) for p in sorted(pairs, key=lambda p: not interesting(p))[:MAX_PLOTS]}
+    return [p for p in pairs if id(p) in chosen]
 
 
 def plot_file(image: Path, series: Series, scored: Scored, entry: dict, detector: str,
@@ -124,6 +141,13 @@ def _title(series: Series, entry: dict, detector: str) -> str:
     return "  |  ".join(parts)
 
 
+def _plot_note(plotted: int, files: int) -> str:
+    if plotted == files:
+        return ""
+    return (f"<p class='note'>{plotted} of {files} files plotted (those with labelled "
+            "windows or alarms first).</p>")
+
+
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -202,6 +226,7 @@ NAB thresholds optimised over the corpus: {esc(thresholds)}.</p>
 <th>us/reading</th></tr></thead>
 <tbody>{''.join(file_rows)}</tbody></table>
 <h2>Plots</h2>
+{_plot_note(len(images), summary['files_count'])}
 {figures}
 </body></html>
 """
