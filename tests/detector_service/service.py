@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,9 +25,14 @@ BASE_TS = 1_768_905_000.0  # 2026-01-20T10:30:00Z
 
 def detector_config(tmp: Path, broker: Broker, *, influx: dict[str, Any] | None = None,
                     detector: dict[str, Any] | None = None, client_id: str | None = None,
-                    prefix: str = "iotwatch") -> dict[str, Any]:
-    """A detector.yaml mapping: fast cadences, state under ``tmp``, z-score only (cheap)."""
+                    sites: tuple[str, ...] = ("site-1",)) -> dict[str, Any]:
+    """A detector.yaml mapping: fast cadences, state under ``tmp``, z-score only (cheap).
+
+    The detector subscribes to the readings of ``sites`` only, so tests sharing the
+    session's broker never see each other's readings.
+    """
     section: dict[str, Any] = {
+        "input": {"subscriptions": [f"iotwatch/readings/{site}/#" for site in sites]},
         "enabled": ["zscore"],
         "detectors": {"multivariate": {"enabled": False}},
         "calibration": {"warmup": 20},
@@ -39,7 +45,7 @@ def detector_config(tmp: Path, broker: Broker, *, influx: dict[str, Any] | None 
     _merge(section, detector or {})
     return {
         "mqtt": broker.mqtt_section("detector", client_id=client_id or f"det-{tmp.name}"[:60],
-                                    topic_prefix=prefix, reconnect_max_s=2),
+                                    reconnect_max_s=2),
         "influxdb": {"batch_size": 5000, "flush_interval_s": 0.2, "timeout_s": 5,
                      **(influx or {})},
         "http": {"host": "127.0.0.1", "port": free_port()},
@@ -59,6 +65,7 @@ class Detector:
         self.env = {**os.environ, **broker.env("detector"), "PYTHONUNBUFFERED": "1"}
         self.log_path = tmp / "detector.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.broker = broker
         port = config["http"]["port"]
         self.url = f"http://127.0.0.1:{port}"
 
@@ -116,9 +123,16 @@ class Detector:
         self.process.wait(30)
 
     def close(self) -> None:
+        """Kill the process if still running and end its persistent broker session, so the
+        broker does not keep queueing readings for it for the rest of the test session."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(30)
+        with contextlib.suppress(Exception):
+            client = self.broker.connect("detector", client_id=self.config["mqtt"]["client_id"],
+                                         clean=True)
+            client.disconnect()
+            client.loop_stop()
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
@@ -175,14 +189,15 @@ class Feeder:
 
 
 def series(n_streams: int, n_points: int, *, spike_at: int | None = None,
-           spike_streams: Iterable[int] = (), step_s: float = 1.0):
+           spike_streams: Iterable[int] = (), step_s: float = 1.0, site: str = "site-1",
+           start: int = 0):
     """(site, device, metric, ts, value) of a calm sine per stream, spikes where asked."""
     import math
 
     spiked = set(spike_streams)
-    for i in range(n_points):
+    for i in range(start, start + n_points):
         for s in range(n_streams):
             value = 20.0 + s + math.sin(i / 7.0 + s) * 0.5 + ((i * 7919 + s * 104729) % 13) * 0.02
             if spike_at is not None and s in spiked and spike_at <= i < spike_at + 3:
                 value += 50.0
-            yield "site-1", f"dev-{s}", "temperature", BASE_TS + i * step_s, value
+            yield site, f"dev-{s}", "temperature", BASE_TS + i * step_s, value

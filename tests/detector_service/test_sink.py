@@ -1,0 +1,144 @@
+"""Writers against real servers: InfluxDB 1.x, and a real HTTP server answering as told."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+
+import pytest
+
+from detector.sink import (
+    FileWriter,
+    HttpWriter,
+    NullWriter,
+    RejectedWriteError,
+    RetryableWriteError,
+    SinkConfigError,
+    make_writer,
+)
+from iotwatch.config import InfluxSettings
+from iotwatch.httpserver import Response, serve
+
+
+def v1(influxdb, **overrides) -> InfluxSettings:
+    return InfluxSettings(url=influxdb.url, database=overrides.pop("database", influxdb.database),
+                          **overrides)
+
+
+def test_v1_writes_gzip_line_protocol_with_ms_precision(influxdb, tmp_path):
+    db = influxdb.create_database()
+    writer = make_writer(v1(influxdb, database=db), "influxdb", tmp_path / "x")
+    writer.write(b"readings,site=s,device=d,metric=m value=1.5 1768905000123\n"
+                 b"readings,site=s,device=d,metric=m value=2.5 1768905000124")
+    rows = influxdb.query('SELECT value FROM "readings"', db=db)
+    assert [(r["time"], r["value"]) for r in rows] == [(1768905000123, 1.5), (1768905000124, 2.5)]
+    writer.close()
+
+
+def test_refused_data_carries_the_servers_message(influxdb, tmp_path):
+    db = influxdb.create_database()
+    influxdb.write('readings,site=s value="text" 1768905000000', db=db, precision="ms")
+    writer = make_writer(v1(influxdb, database=db), "influxdb", tmp_path / "x")
+    with pytest.raises(RejectedWriteError) as refused:
+        writer.write(b"readings,site=s value=1.5 1768905000001")
+    assert refused.value.status == 400
+    assert "field type conflict" in str(refused.value)
+
+
+def test_missing_database_is_retryable_not_data_loss(influxdb, tmp_path):
+    writer = make_writer(v1(influxdb, database="no_such_db"), "influxdb", tmp_path / "x")
+    with pytest.raises(RetryableWriteError) as failed:
+        writer.write(b"m v=1 1")
+    assert failed.value.status == 404 and "database not found" in str(failed.value)
+
+
+def test_unreachable_server_is_retryable(tmp_path):
+    from harness import free_port
+
+    writer = make_writer(InfluxSettings(url=f"http://127.0.0.1:{free_port()}"), "influxdb",
+                         tmp_path / "x")
+    with pytest.raises(RetryableWriteError, match="unreachable"):
+        writer.write(b"m v=1 1")
+
+
+class Answers:
+    """A real HTTP server that answers each write with the next scripted response."""
+
+    def __init__(self, *responses: Response) -> None:
+        self.responses = list(responses)
+        self.requests = []
+        self.lock = threading.Lock()
+
+        def write(request):
+            with self.lock:
+                self.requests.append(request)
+                return self.responses.pop(0) if self.responses else Response(204)
+
+        self.server = serve("127.0.0.1", 0, {("POST", "/api/v2/write"): write,
+                                             ("POST", "/write"): write})
+        self.url = f"http://127.0.0.1:{self.server.port}"
+
+
+@pytest.fixture
+def answers():
+    made = []
+
+    def make(*responses):
+        made.append(Answers(*responses))
+        return made[-1]
+
+    yield make
+    for item in made:
+        item.server.close()
+
+
+def test_v2_sends_token_org_bucket_and_gzip(answers, tmp_path):
+    server = answers(Response(204))
+    settings = InfluxSettings(api="v2", url=server.url, org="acme", bucket="b1", token="t0k")
+    make_writer(settings, "influxdb", tmp_path / "x").write(b"m v=1 1")
+    request = server.requests[0]
+    assert request.headers["authorization"] == "Token t0k"
+    assert request.query == {"org": ["acme"], "bucket": ["b1"], "precision": ["ms"]}
+    assert gzip.decompress(request.body) == b"m v=1 1"
+
+
+@pytest.mark.parametrize(("status", "headers", "retry_after"), [
+    (429, {"Retry-After": "7"}, 7.0),
+    (503, {"Retry-After": "2"}, 2.0),
+    (500, {}, None),
+    (401, {}, None),  # a token an operator can fix: keep the points
+])
+def test_throttling_and_server_errors_are_retryable(answers, tmp_path, status, headers,
+                                                    retry_after):
+    server = answers(Response(status, b'{"message": "slow down"}', "application/json", headers))
+    writer = make_writer(InfluxSettings(api="v2", url=server.url), "influxdb", tmp_path / "x")
+    with pytest.raises(RetryableWriteError) as failed:
+        writer.write(b"m v=1 1")
+    assert failed.value.retry_after == retry_after
+    assert "slow down" in str(failed.value)
+
+
+def test_v1_basic_auth_and_retention_policy(answers, tmp_path):
+    server = answers(Response(204))
+    settings = InfluxSettings(url=server.url, database="db", retention_policy="week",
+                              username="u", password="p", gzip=False)
+    make_writer(settings, "influxdb", tmp_path / "x").write(b"m v=1 1")
+    request = server.requests[0]
+    assert request.headers["authorization"] == "Basic dTpw"
+    assert request.query == {"db": ["db"], "precision": ["ms"], "rp": ["week"]}
+    assert request.body == b"m v=1 1"
+
+
+def test_file_and_none_sinks(tmp_path):
+    writer = make_writer(InfluxSettings(), "file", tmp_path / "dir" / "points.lp")
+    assert isinstance(writer, FileWriter)
+    writer.write(b"m v=1 1")
+    assert (tmp_path / "dir" / "points.lp").read_bytes() == b"m v=1 1\n"
+    assert isinstance(make_writer(InfluxSettings(), "none", tmp_path), NullWriter)
+    assert isinstance(make_writer(InfluxSettings(enabled=False), "influxdb", tmp_path), NullWriter)
+
+
+def test_bad_url_is_a_config_error():
+    with pytest.raises(SinkConfigError, match="influxdb.url"):
+        HttpWriter("influx:8086", "/write", {}, use_gzip=False, timeout_s=1, verify_tls=True,
+                   description="x")
