@@ -30,6 +30,12 @@ DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "grafana" / "dashboards"
 class DashboardQuery:
     key: str          # "variable:site", "annotation:Alerts", "panel:<title>:<refId>"
     query: str
+    min_interval_s: int = 0     # the panel's "Min interval": Grafana never groups finer
+
+
+def interval_for(item: DashboardQuery, base_s: int) -> str:
+    """``$__interval`` as Grafana computes it: the base, but not below the panel's minimum."""
+    return f"{max(base_s, item.min_interval_s)}s"
 
 
 def load_dashboard(name: str = "iotwatch.json") -> dict[str, Any]:
@@ -49,7 +55,7 @@ def dashboard_queries(dashboard: dict[str, Any]) -> list[DashboardQuery]:
     for panel in _panels(dashboard.get("panels", [])):
         for target in panel.get("targets", []):
             found.append(DashboardQuery(f"panel:{panel['title']}:{target['refId']}",
-                                        _query_text(target)))
+                                        _query_text(target), _seconds(panel.get("interval"))))
     return found
 
 
@@ -100,6 +106,14 @@ def _query_text(node: dict[str, Any]) -> str:
     if not query:
         raise AssertionError(f"no raw InfluxQL query in {json.dumps(node)[:200]}")
     return query
+
+
+def _seconds(interval: str | None) -> int:
+    if not interval:
+        return 0
+    match = re.fullmatch(r">?(\d+)([smh])", interval)
+    assert match, f"unsupported panel interval {interval!r}"
+    return int(match[1]) * {"s": 1, "m": 60, "h": 3600}[match[2]]
 
 
 def _panels(panels: list[dict[str, Any]]):
@@ -279,5 +293,94 @@ def schema_data(influxdb) -> SchemaData:
 @pytest.mark.parametrize("variables", SELECTIONS)
 def test_every_dashboard_query_returns_the_expected_series(influxdb, schema_data, variables):
     for item in dashboard_queries(load_dashboard()):
-        query = substitute(item.query, variables, (schema_data.start_ms, schema_data.end_ms), "10s")
+        query = substitute(item.query, variables, (schema_data.start_ms, schema_data.end_ms),
+                           interval_for(item, 10))
         check(item.key, influxql(influxdb.url, schema_data.database, query), variables)
+
+
+# ---------------------------------------------------------------------------
+# The same queries after a short run of the real detector service
+# ---------------------------------------------------------------------------
+
+PIPE_SITE, PIPE_STREAMS, PIPE_POINTS, PIPE_SPIKE_AT, PIPE_SPIKED = "dash-1", 4, 120, 100, 1
+PIPE_CHUNKS = 3
+
+
+def pipeline_check(key: str, series: list[dict[str, Any]]) -> None:
+    """What each query must show after the detector saw a calm run with one spiked stream."""
+    table = rows(series)
+    spiked = (PIPE_SITE, f"dev-{PIPE_SPIKED}", "temperature")
+    all_streams = {(PIPE_SITE, f"dev-{s}", "temperature") for s in range(PIPE_STREAMS)}
+    by_stream = {stream_of(s["tags"]) for s in series if s.get("tags", {}).get("metric")}
+    if key.startswith("variable:"):
+        expected = {"site": {PIPE_SITE}, "device": {d for _, d, _ in all_streams},
+                    "metric": {"temperature"}}[key.split(":", 1)[1]]
+        assert {r["value"] for r in table} == expected, key
+    elif key.startswith("panel:$metric: value"):
+        assert by_stream == all_streams, key
+    elif key == "panel:Raw detector scores:A":
+        assert by_stream == all_streams, key
+        assert any(v is not None for r in table for k, v in r.items()
+                   if k.startswith("max_score_")), key
+    elif key == "panel:Anomalous readings:A":
+        assert sum(r["anomalous"] for r in table if stream_of(r) == spiked) > 0, key
+    elif key in ("panel:Alerts:A", "annotation:Alerts"):
+        assert any(stream_of(r) == spiked and r["state"] == "firing" for r in table), key
+        assert all(r["text"] for r in table), key
+    elif key == "panel:Alerts in range:A":
+        assert {s["tags"]["state"] for s in series} >= {"firing"}, key
+    elif key == "annotation:Anomalies":
+        assert table and {stream_of(r) for r in table} >= {spiked}, key
+    elif key == "panel:Ingestion rate:A":
+        assert max(r["readings in"] or 0 for r in table) > 0, key
+        assert max(r["points written"] or 0 for r in table) > 0, key
+    elif key in ("panel:Rejections:A", "panel:Alert and spool activity:A",
+                 "panel:Alert and spool activity:B"):
+        assert {r["service"] for r in table} == {"detector"}, key
+    else:
+        raise AssertionError(f"no pipeline expectation for dashboard query {key}")
+
+
+@pytest.mark.slow
+def test_dashboard_queries_after_a_real_detector_run(tmp_path, mosquitto, influxdb):
+    from detector_service.service import Detector, Feeder, detector_config
+    from harness import wait_until
+
+    database = influxdb.create_database()
+    config = detector_config(tmp_path, mosquitto,
+                             influx={"url": influxdb.url, "database": database},
+                             detector={"output": {"stats_interval_s": 1}, "input": {
+                                 "subscriptions": [f"iotwatch/readings/{PIPE_SITE}/#"]}})
+    detector = Detector(tmp_path, config, mosquitto)
+    start_s = int(time.time()) - PIPE_POINTS - 5
+    try:
+        detector.start()
+        feeder = Feeder(mosquitto)
+        per_chunk = PIPE_POINTS // PIPE_CHUNKS
+        for chunk in range(PIPE_CHUNKS):
+            # Spread the input over several 10 s buckets so the rate panels have slopes.
+            bucket = int(time.time()) // 10
+            for i in range(chunk * per_chunk, (chunk + 1) * per_chunk):
+                for s in range(PIPE_STREAMS):
+                    value = 20.0 + s + ((i * 7919 + s * 104729) % 13) * 0.05
+                    if s == PIPE_SPIKED and PIPE_SPIKE_AT <= i < PIPE_SPIKE_AT + 3:
+                        value += 50.0
+                    feeder.reading(PIPE_SITE, f"dev-{s}", "temperature", start_s + i, value)
+            feeder.flush()
+            done = (chunk + 1) * per_chunk * PIPE_STREAMS
+            wait_until(lambda n=done: influxdb.count("readings", db=database) >= n, 60,
+                       what=f"{done} points stored")
+            wait_until(lambda b=bucket: int(time.time()) // 10 > b, 30, what="next 10 s bucket")
+        feeder.close()
+        wait_until(lambda: influxdb.count("alerts", db=database) >= 1, 60, what="an alert point")
+        # One more counters point after the last change, so the last slope is visible.
+        written = influxdb.count("iotwatch_service", db=database)
+        wait_until(lambda: influxdb.count("iotwatch_service", db=database) > written, 30,
+                   what="a later iotwatch_service point")
+    finally:
+        detector.close()
+    time_range = (start_s * 1000, (int(time.time()) + 1) * 1000)
+    for item in dashboard_queries(load_dashboard()):
+        query = substitute(item.query, {"site": [PIPE_SITE], "device": None, "metric": None},
+                           time_range, interval_for(item, 2))
+        pipeline_check(item.key, influxql(influxdb.url, database, query))
