@@ -70,7 +70,11 @@ class Server:
 
 
 def serve(host: str, port: int, routes: dict[tuple[str, str], Handler]) -> Server:
-    """Serve ``routes`` ((method, path) -> handler) on a daemon thread."""
+    """Serve ``routes`` ((method, path) -> handler) on a daemon thread.
+
+    A path ending in ``/*`` matches every path below it (``/silences/*`` matches
+    ``/silences/abc``); the handler reads the rest from ``request.path``.
+    """
 
     class RouteHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -82,9 +86,10 @@ def serve(host: str, port: int, routes: dict[tuple[str, str], Handler]) -> Serve
                 self._send(Response.json({"error": f"body over {MAX_BODY_BYTES} bytes"}, 413))
                 return
             body = self.rfile.read(length) if length else b""
-            handler = routes.get((self.command, url.path))
+            handler = routes.get((self.command, url.path)) or _prefix_route(
+                routes, self.command, url.path)
             if handler is None:
-                allowed = sorted(m for m, p in routes if p == url.path)
+                allowed = sorted(m for m, p in routes if _path_matches(p, url.path))
                 status = 405 if allowed else 404
                 self._send(Response.json({"error": "not found" if status == 404 else
                                           f"method not allowed, use {', '.join(allowed)}"},
@@ -118,3 +123,17 @@ def serve(host: str, port: int, routes: dict[tuple[str, str], Handler]) -> Serve
     thread = threading.Thread(target=httpd.serve_forever, name=f"http-{port}", daemon=True)
     thread.start()
     return Server(httpd, thread)
+
+
+def _path_matches(pattern: str, path: str) -> bool:
+    if pattern.endswith("/*"):
+        return path.startswith(pattern[:-1]) and len(path) > len(pattern) - 1
+    return pattern == path
+
+
+def _prefix_route(routes: dict[tuple[str, str], Handler], method: str,
+                  path: str) -> Handler | None:
+    for (route_method, pattern), handler in routes.items():
+        if route_method == method and pattern.endswith("/*") and _path_matches(pattern, path):
+            return handler
+    return None
