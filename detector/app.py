@@ -185,10 +185,9 @@ def _restore(checkpoints: CheckpointFile, settings: EngineSettings) -> Engine:
 
 
 def _observe_acks(metrics: Metrics, tokens: list[tuple[int, int, int, float]]) -> None:
-    now = time.time()
+    # Once per batch, for its oldest message: the worst wait, at a fraction of the cost.
     metrics.acks.inc(len(tokens))
-    for _generation, _mid, _qos, received_at in tokens:
-        metrics.ack_lag.observe(max(0.0, now - received_at))
+    metrics.ack_lag.observe(max(0.0, time.time() - tokens[0][3]))
 
 
 def _refresh_gauges(metrics: Metrics, intake: Intake, delivery: Delivery, acker: Acker,

@@ -22,11 +22,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from math import isfinite as _isfinite
 
 _MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ "})
 _KEY = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
 _NEWLINES = str.maketrans({"\n": " ", "\r": " "})
 _UNESCAPE = re.compile(r"\\(.)")
+_SCORE_KEYS: dict[str, str] = {}  # detector name -> ",score_<escaped name>="
 
 
 def escape_measurement(name: str) -> str:
@@ -75,21 +77,23 @@ class SeriesKeys:
 def reading_line(prefix: str, ts: float, value: float | None, scores: Mapping[str, float],
                  score: float, threshold: float, anomaly: bool) -> str:
     """One reading's point: value, calibrated score, threshold, flag and raw scores."""
-    fields = []
-    if value is not None:
-        text = float_field(value)
-        if text is not None:
-            fields.append(f"value={text}")
-    for name, number in (("score", score), ("threshold", threshold)):
-        text = float_field(number)
-        if text is not None:
-            fields.append(f"{name}={text}")
-    fields.append("anomaly=1i" if anomaly else "anomaly=0i")
+    # The hot path of the service: one f-string when every number is finite.
+    flag = "1i" if anomaly else "0i"
+    score, threshold = float(score), float(threshold)
+    if value is not None and _isfinite(value) and _isfinite(score) and _isfinite(threshold):
+        fields = f"value={float(value)!r},score={score!r},threshold={threshold!r},anomaly={flag}"
+    else:
+        named = (("value", value), ("score", score), ("threshold", threshold))
+        fields = ",".join([*(f"{name}={float(number)!r}" for name, number in named
+                             if number is not None and _isfinite(number)), f"anomaly={flag}"])
     for name, raw in scores.items():
-        text = float_field(raw)
-        if text is not None:
-            fields.append(f"score_{escape_key(name)}={text}")
-    return f"{prefix} {','.join(fields)} {timestamp_ms(ts)}"
+        raw = float(raw)
+        if _isfinite(raw):
+            key = _SCORE_KEYS.get(name)
+            if key is None:
+                key = _SCORE_KEYS[name] = f",score_{escape_key(name)}="
+            fields += f"{key}{raw!r}"
+    return f"{prefix} {fields} {round(ts * 1000)}"
 
 
 def alert_line(measurement: str, *, site: str, device: str, metric: str, severity: str,

@@ -55,7 +55,8 @@ class Metrics:
             buckets=LAG_BUCKETS, registry=registry)
         self.ack_lag = Histogram(
             "iotwatch_detector_ack_lag_seconds",
-            "time from a message's arrival to its acknowledgement (stored or spooled)",
+            "time from arrival to acknowledgement (stored or spooled) of each batch's oldest "
+            "message",
             buckets=LAG_BUCKETS, registry=registry)
         self.reading_age = gauge("reading_age_seconds",
                                  "arrival time minus the reading's own timestamp, last reading")

@@ -131,7 +131,6 @@ class Worker:
         if message.qos:
             batch.tokens.append((generation, message.mid, message.qos, received_at))
         batch.messages += 1
-        self.metrics.messages.inc()
         self.metrics.processing_lag.observe(max(0.0, self._clock() - received_at))
 
     # -- batches, stats, checkpoints ----------------------------------------------------------
@@ -150,6 +149,7 @@ class Worker:
         if not (batch.lines or batch.tokens or batch.publishes):
             return
         self._batch = self._new_batch()
+        self.metrics.messages.inc(batch.messages)
         self.delivery.submit(batch)
 
     def _new_batch(self) -> Batch:
