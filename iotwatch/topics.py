@@ -14,6 +14,17 @@ import re
 from iotwatch.contracts import Reason, Rejected
 
 SEGMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def safe_segment(text: str) -> str:
+    """A topic level made from any name (a CSV column, a file name): characters outside
+    ``[A-Za-z0-9_.-]`` become ``_``, cut to 64.
+
+    >>> safe_segment("Volume Flow RateRMS")
+    'Volume_Flow_RateRMS'
+    """
+    return _UNSAFE.sub("_", text.strip())[:64] or "_"
 
 
 class Topics:
