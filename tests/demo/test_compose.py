@@ -41,7 +41,7 @@ def env_example() -> dict[str, str]:
 
 
 def test_stack_has_every_component(compose):
-    assert {"mosquitto-init", "mosquitto", "influxdb", "grafana", "mailpit",
+    assert {"mosquitto-init", "mosquitto", "influxdb", "grafana", "mailpit", "webhook",
             "publisher", "detector", "alerting"} <= set(compose["services"])
 
 
