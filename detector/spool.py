@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import struct
@@ -39,6 +40,7 @@ MAGIC = b"IWSP"
 HEADER = struct.Struct("<4sIIIQ")  # magic, length, crc32, points, created_ms
 SUFFIX = ".spool"
 CURSOR = "cursor"
+LOCK = "lock"
 
 
 class SpoolError(OSError):
@@ -73,6 +75,7 @@ class Spool:
         except OSError as exc:
             raise SpoolError(exc.errno, f"cannot create spool directory {self.directory}: "
                              f"{exc.strerror}") from exc
+        self._lock = _lock_directory(self.directory)
         self._segments: deque[_Segment] = deque()
         self._read_offset = 0          # into the oldest segment
         self._reader = None            # open file of the oldest segment
@@ -150,10 +153,10 @@ class Spool:
         self.oldest_created = None if following is None else following.created
 
     def close(self) -> None:
-        for handle in (self._reader, self._writer):
+        for handle in (self._reader, self._writer, self._lock):
             if handle is not None:
                 handle.close()
-        self._reader = self._writer = None
+        self._reader = self._writer = self._lock = None
 
     # -- internals --------------------------------------------------------------------------
 
@@ -280,3 +283,15 @@ class Spool:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _lock_directory(directory: Path):
+    """Hold an exclusive lock on the spool for this process's lifetime (released on exit)."""
+    handle = open(directory / LOCK, "a+b")  # noqa: SIM115
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise SpoolError(f"spool directory {directory} is in use by another process; give each "
+                         "detector its own detector.spool.dir") from None
+    return handle

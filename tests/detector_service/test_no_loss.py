@@ -99,3 +99,28 @@ def test_sigkill_mid_stream_loses_no_reading_and_keeps_state(tmp_path, mosquitto
         assert detector.terminate() == 0
     finally:
         detector.close()
+
+
+def test_broker_restart_mid_stream_loses_no_reading(tmp_path, fresh_mosquitto, influxdb):
+    broker = fresh_mosquitto
+    db = influxdb.create_database()
+    config = detector_config(tmp_path, broker, sites=("site-br",),
+                             influx={"url": influxdb.url, "database": db})
+    detector = Detector(tmp_path, config, broker)
+    try:
+        detector.start()
+        feeder = Feeder(broker)
+        for row in series(STREAMS, 100, site="site-br"):
+            feeder.reading(*row)
+        feeder.close()
+        broker.restart()  # the detector reconnects; unacknowledged readings come again
+        wait_until(lambda: detector.get("/health")[0] == 200, 60, what="reconnected")
+        feeder = Feeder(broker)
+        for row in series(STREAMS, 100, site="site-br", start=100):
+            feeder.reading(*row)
+        feeder.close()
+        wait_until(lambda: influxdb.count("readings", db=db) >= 600, 60, what="600 points")
+        assert influxdb.count("readings", db=db) == 600
+        assert detector.terminate() == 0
+    finally:
+        detector.close()

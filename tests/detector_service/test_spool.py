@@ -56,6 +56,7 @@ def test_reopened_spool_continues_where_reading_stopped(tmp_path):
     assert again.batches == 7
     assert bodies(again) == [f"b{i}".encode() * 10 for i in range(3, 10)]
     again.append(b"new", 1, 99.0)
+    again.close()
     assert bodies(Spool(tmp_path, max_bytes=1 << 20, segment_bytes=64)) == [b"new"]
 
 
@@ -81,3 +82,15 @@ def test_segment_numbers_keep_growing_after_the_spool_empties(tmp_path):
     spool.close()
     # The cursor says segment 1 was read: the new batch must not be mistaken for it.
     assert bodies(Spool(tmp_path, max_bytes=1 << 20, segment_bytes=1 << 20)) == [b"b"]
+
+
+def test_one_spool_directory_serves_one_process(tmp_path):
+    import pytest
+
+    from detector.spool import SpoolError
+
+    first = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=1 << 20)
+    with pytest.raises(SpoolError, match="in use"):
+        Spool(tmp_path, max_bytes=1 << 20, segment_bytes=1 << 20)
+    first.close()
+    Spool(tmp_path, max_bytes=1 << 20, segment_bytes=1 << 20).close()
