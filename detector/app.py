@@ -62,7 +62,7 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
                              device_points=section.output.device_points)
 
     # Alerts that fired after that checkpoint: the retained alert states tell.
-    retained = read_retained_alerts(mqtt, f"{topics.prefix}/alert-state/#")
+    retained = read_retained_alerts(mqtt, topics.alert_state_filter)
     stale = stale_alerts(retained, handler.summaries(), now=time.time())
 
     # MQTT in (manual acks) and out.

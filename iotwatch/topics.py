@@ -44,6 +44,10 @@ class Topics:
     def alerts_filter(self) -> str:
         return f"{self.prefix}/alerts/#"
 
+    @property
+    def alert_state_filter(self) -> str:
+        return f"{self.prefix}/alert-state/#"
+
     # Builders
     def reading(self, site: str, device: str, metric: str | None = None) -> str:
         base = f"{self._readings_root}{site}/{device}"
