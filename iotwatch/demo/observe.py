@@ -45,7 +45,8 @@ class Traffic:
     alerts: list[AlertSeen] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)
-    dead_letters: dict[str, int] = field(default_factory=dict)
+    dead_letters: dict[str, int] = field(default_factory=dict)      # service -> count
+    rejected_streams: set[Stream] = field(default_factory=set)
     readings_total: int = 0
     unreadable: int = 0
     _recent: deque = field(default_factory=deque)       # (receive time, readings)
@@ -70,7 +71,7 @@ class Traffic:
             elif kind == "status" and isinstance(body, dict):
                 self.statuses[rest] = str(body.get("state", "?"))
             elif kind == "deadletter":
-                self.dead_letters[rest] = self.dead_letters.get(rest, 0) + 1
+                self._dead_letter(rest, body)
 
     def rate(self, now: float) -> float:
         """Readings per second over the last ``rate_window_s`` seconds."""
@@ -137,6 +138,18 @@ class Traffic:
             return
         self.faults.append(Fault((levels[0], levels[1], levels[2]), str(body.get("kind")),
                                  start, end))
+
+    def _dead_letter(self, service: str, body: Any) -> None:
+        self.dead_letters[service] = self.dead_letters.get(service, 0) + 1
+        topic = body.get("topic") if isinstance(body, dict) else None
+        if isinstance(topic, str):
+            levels = topic.split("/")
+            if len(levels) == 5 and levels[1] == "readings":
+                self.rejected_streams.add((levels[2], levels[3], levels[4]))
+
+    def snapshot_rejected(self) -> set[Stream]:
+        with self._lock:
+            return set(self.rejected_streams)
 
     def _expire(self, now: float) -> None:
         while self._recent and self._recent[0][0] < now - self.rate_window_s:

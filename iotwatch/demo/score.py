@@ -43,10 +43,11 @@ class AlertSeen:
 class Match:
     fault: Fault
     alert: AlertSeen | None
+    rejected: bool = False     # a malformed reading the detector dead-lettered
 
     @property
     def detected(self) -> bool:
-        return self.alert is not None
+        return self.alert is not None or self.rejected
 
     @property
     def delay_s(self) -> float | None:
@@ -72,25 +73,31 @@ class FaultScore:
         return [m.delay_s for m in self.matches if m.delay_s is not None]
 
 
-def score_faults(faults: Iterable[Fault], alerts: Iterable[AlertSeen],
-                 grace_s: float) -> FaultScore:
+def score_faults(faults: Iterable[Fault], alerts: Iterable[AlertSeen], grace_s: float,
+                 rejected: Iterable[Stream] = ()) -> FaultScore:
     """Match each fault to the first firing alert of its stream inside its window.
 
     A fault's window runs from its start to ``grace_s`` after its end (detectors need a few
-    readings). A firing alert inside no fault window of its stream is a false alarm.
+    readings). A firing alert inside no fault window of its stream is a false alarm. A
+    ``garbage`` fault also counts as caught when its stream is among the ``rejected``
+    (the detector dead-lettered its malformed reading).
 
     >>> s = ("a", "b", "c")
     >>> late = score_faults([Fault(s, "drift", 0.0, 10.0)], [AlertSeen(s, "f", "firing", 45.0)], 30.0)
     >>> late.detected, len(late.false_alarms)
     (0, 1)
+    >>> score_faults([Fault(s, "garbage", 5.0, 5.0)], [], 30.0, rejected=[s]).detected
+    1
     """
     faults = sorted(faults, key=lambda f: f.start)
     firing = sorted((a for a in alerts if a.state == "firing"), key=lambda a: a.at)
+    dead_lettered = set(rejected)
     matches = []
     for fault in faults:
         first = next((a for a in firing if a.stream == fault.stream
                       and fault.start <= a.at <= fault.end + grace_s), None)
-        matches.append(Match(fault, first))
+        matches.append(Match(fault, first, fault.kind == "garbage"
+                             and fault.stream in dead_lettered))
     false_alarms = [a for a in firing
                     if not any(a.stream == f.stream and f.start <= a.at <= f.end + grace_s
                                for f in faults)]

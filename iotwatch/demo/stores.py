@@ -1,23 +1,20 @@
 """Where the demo's detector writes its points: a throwaway InfluxDB 1.x, or a local file.
 
 ``influxd`` (Debian package ``influxdb``) is used when installed: a fresh data directory,
-loopback ports chosen free. Without it, ``LocalStore`` answers the InfluxDB v1/v2 write API
-on loopback and appends the line protocol it receives to ``points.lp``, so the demo still
-records every point the detector wrote and the detector needs no special mode.
+loopback ports chosen free. Without it the detector's own ``file`` sink appends line
+protocol to a file in the run's directory, so the demo still records every point.
 
 >>> import tempfile
->>> store = LocalStore(Path(tempfile.mkdtemp()) / "points.lp")
->>> store.append(b"readings,site=a,device=b,metric=c value=1 1\\nalerts,site=a x=1 2\\n")
->>> store.counts()
+>>> path = Path(tempfile.mkdtemp()) / "points.lp"
+>>> _ = path.write_text("readings,site=a,device=b,metric=c value=1 1\\nalerts,site=a x=1 2\\n")
+>>> file_store(path).counts()
 {'readings': 1, 'alerts': 1}
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -28,7 +25,6 @@ from pathlib import Path
 
 from iotwatch.demo.netutil import free_port
 from iotwatch.demo.processes import ProcessGroup
-from iotwatch.httpserver import Request, Response, Server, serve
 
 DATABASE = "iotwatch"
 
@@ -42,15 +38,14 @@ class PointStore:
     """A running store: the detector writes to ``url`` (v1 API, ``database``)."""
 
     kind: str                       # "influxdb" or "local file"
-    url: str
+    url: str | None
     database: str
-    local: LocalStore | None = None
-    server: Server | None = None
+    local: Path | None = None       # the line-protocol file of the file sink
 
     def counts(self) -> dict[str, int]:
         """Points stored per measurement."""
         if self.local is not None:
-            return self.local.counts()
+            return _count_lines(self.local)
         found: dict[str, int] = {}
         for measurement, field in (("readings", "value"), ("alerts", "score")):
             answer = _influxql(self.url, self.database, f'SELECT count("{field}") FROM "{measurement}"')
@@ -60,32 +55,8 @@ class PointStore:
 
     def describe(self) -> str:
         if self.local is not None:
-            return f"local file {self.local.path} (InfluxDB write API on {self.url})"
-        return f"InfluxDB at {self.url}, database {self.database}"
-
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-
-
-class LocalStore:
-    """Line protocol appended to one file, counted per measurement."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
-
-    def append(self, body: bytes) -> None:
-        lines = [line for line in body.splitlines() if line.strip() and not line.startswith(b"#")]
-        with self._lock, open(self.path, "ab") as out:
-            for line in lines:
-                out.write(line + b"\n")
-                self._counts[_measurement(line)] += 1
-
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
+            return f"line-protocol file {self.local}"
+        return f"InfluxDB 1.x at {self.url}, database {self.database}"
 
 
 def start_influxd(group: ProcessGroup, workdir: Path, timeout_s: float = 30.0) -> PointStore:
@@ -119,27 +90,9 @@ def start_influxd(group: ProcessGroup, workdir: Path, timeout_s: float = 30.0) -
             time.sleep(0.2)
 
 
-def start_local_store(workdir: Path) -> PointStore:
-    """Serve the InfluxDB write API on loopback, appending to ``workdir/points.lp``."""
-    store = LocalStore(workdir / "points.lp")
-
-    def write(request: Request) -> Response:
-        body = request.body
-        if request.headers.get("content-encoding") == "gzip":
-            body = gzip.decompress(body)
-        store.append(body)
-        return Response(204)
-
-    def query(_request: Request) -> Response:
-        # Enough for a client that creates its database or checks it on start.
-        return Response.json({"results": [{"statement_id": 0}]})
-
-    routes = {("POST", "/write"): write, ("POST", "/api/v2/write"): write,
-              ("GET", "/ping"): lambda _r: Response(204),
-              ("GET", "/health"): lambda _r: Response.json({"status": "pass"}),
-              ("GET", "/query"): query, ("POST", "/query"): query}
-    server = serve("127.0.0.1", 0, routes)
-    return PointStore("local file", f"http://127.0.0.1:{server.port}", DATABASE, store, server)
+def file_store(path: Path) -> PointStore:
+    """The detector's line-protocol file (``detector.output.sink: file``)."""
+    return PointStore("local file", None, DATABASE, path)
 
 
 def _influxql(url: str, database: str, query: str) -> dict:
@@ -152,9 +105,11 @@ def _influxql(url: str, database: str, query: str) -> dict:
     return result
 
 
-def _measurement(line: bytes) -> str:
-    head = line.split(b" ", 1)[0]
-    return head.split(b",", 1)[0].decode("utf-8", errors="replace")
-
-
-__all__ = ["LocalStore", "PointStore", "StoreError", "start_influxd", "start_local_store"]
+def _count_lines(path: Path) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    if path.exists():
+        with open(path, "rb") as lines:
+            for line in lines:
+                if line.strip() and not line.startswith(b"#"):
+                    counts[line.split(b" ", 1)[0].split(b",", 1)[0].decode(errors="replace")] += 1
+    return dict(counts)

@@ -29,6 +29,7 @@ class LiveState:
     delivered: dict[str, int]                              # receiver -> notifications
     services: dict[str, str] = field(default_factory=dict)  # name -> online/offline/...
     rejected: int = 0
+    last_deliveries: list[str] = field(default_factory=list)
 
 
 def render_live(state: LiveState, max_streams: int = 12) -> str:
@@ -59,6 +60,7 @@ def render_live(state: LiveState, max_streams: int = 12) -> str:
     lines += ["", "anomalies now: " + (", ".join("/".join(s) for s in state.firing) or "none"),
               "alerts delivered: " + "   ".join(f"{name} {count}" for name, count
                                                 in sorted(state.delivered.items()))]
+    lines += [f"  {line}" for line in state.last_deliveries]
     return "\n".join(lines)
 
 
@@ -103,10 +105,13 @@ def render_summary(summary: Summary) -> str:
              f"missed: {len(faults.missed)}   false alarms: {len(faults.false_alarms)}"]
     for match in faults.matches:
         where = "/".join(match.fault.stream)
-        if match.detected:
+        if match.alert is not None:
             delay = match.delay_s or 0.0
             lines.append(f"  detected  {match.fault.kind:<12} {where:<40} after {delay:6.1f} s "
                          f"of plant time ({delay / summary.speed:.2f} s wall)")
+        elif match.rejected:
+            lines.append(f"  rejected  {match.fault.kind:<12} {where:<40} dead-lettered "
+                         "with its reason")
         else:
             lines.append(f"  MISSED    {match.fault.kind:<12} {where}")
     if faults.delays:
