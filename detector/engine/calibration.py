@@ -41,13 +41,26 @@ def surprise(z: float) -> float:
     return (0.5 * z * z + math.log(z) + _LOG_SQRT_2PI) / _LN10
 
 
+class _Level:
+    """One detector's score history on one stream."""
+
+    __slots__ = ("recent", "total", "n", "mean", "var")
+
+    def __init__(self) -> None:
+        self.recent: list[float] = []  # the last short_window - 1 raw scores
+        self.total = 0.0               # their sum
+        self.n = 0                     # levels learned
+        self.mean = 0.0                # exponentially weighted mean and variance of the level
+        self.var = 0.0
+
+
 class Calibrator:
     """Calibration state of one stream for ``n_detectors`` raw scores."""
 
     __slots__ = ("n_detectors", "short_window", "halflife", "warmup", "half_decades", "combine",
-                 "std_floor", "recent", "sums", "n", "mean", "var", "_alpha")
+                 "std_floor", "levels", "_alpha")
 
-    def __init__(self, n_detectors: int, short_window: int = 10, halflife: float = 2000.0,
+    def __init__(self, n_detectors: int, short_window: int = 60, halflife: float = 20000.0,
                  warmup: int = 100, half_decades: float = 5.0, combine: str = "max",
                  std_floor: float = 1e-6) -> None:
         self.n_detectors = n_detectors
@@ -58,58 +71,65 @@ class Calibrator:
         self.combine = combine
         self.std_floor = std_floor
         self._alpha = 1.0 - 0.5 ** (1.0 / halflife)
-        # Per detector: the last short_window - 1 raw scores, readings learned, level stats.
-        self.recent: list[list[float]] = [[] for _ in range(n_detectors)]
-        self.n = [0] * n_detectors
-        self.mean = [0.0] * n_detectors
-        self.var = [0.0] * n_detectors
-
-    def _level(self, index: int, raw: float) -> float:
-        recent = self.recent[index]
-        return (sum(recent) + raw) / (len(recent) + 1)
+        self.levels = [_Level() for _ in range(n_detectors)]
 
     def score(self, raws: list[float]) -> float:
         """Calibrated score of the current raw scores; changes nothing."""
-        best = 0.0
-        total = 0.0
-        for index, raw in enumerate(raws):
-            if self.n[index] < self.warmup:
-                continue
-            std = math.sqrt(self.var[index])
-            z = (self._level(index, raw) - self.mean[index]) / max(std, self.std_floor)
-            level = surprise(z)
-            calibrated = level / (level + self.half_decades)
-            total += calibrated
-            if calibrated > best:
-                best = calibrated
-        if self.combine == "max":
-            return best
-        return total / len(raws)
+        return self._pass(raws, None)
 
     def learn(self, raws: list[float], ready: list[bool]) -> None:
         """Add the current raw scores; a detector still warming up is left out."""
+        self._pass(raws, ready)
+
+    def update(self, raws: list[float], ready: list[bool]) -> float:
+        """``score(raws)`` then ``learn(raws, ready)`` in one pass."""
+        return self._pass(raws, ready)
+
+    def _pass(self, raws: list[float], ready: list[bool] | None) -> float:
+        best = 0.0
+        total = 0.0
+        warmup = self.warmup
         for index, raw in enumerate(raws):
-            if not ready[index]:
+            state = self.levels[index]
+            recent = state.recent
+            level = (state.total + raw) / (len(recent) + 1)
+            if state.n >= warmup:
+                std = math.sqrt(state.var)
+                z = (level - state.mean) / (std if std > self.std_floor else self.std_floor)
+                level_surprise = surprise(z)
+                calibrated = level_surprise / (level_surprise + self.half_decades)
+                total += calibrated
+                if calibrated > best:
+                    best = calibrated
+            if ready is None or not ready[index]:
                 continue
-            level = self._level(index, raw)
-            n = self.n[index] = self.n[index] + 1
-            alpha = max(self._alpha, 1.0 / n)
-            delta = level - self.mean[index]
+            n = state.n = state.n + 1
+            alpha = self._alpha if self._alpha * n > 1.0 else 1.0 / n
+            delta = level - state.mean
             increment = alpha * delta
-            self.mean[index] += increment
-            self.var[index] = (1.0 - alpha) * (self.var[index] + delta * increment)
-            recent = self.recent[index]
+            state.mean += increment
+            state.var = (1.0 - alpha) * (state.var + delta * increment)
             if self.short_window > 1:
                 recent.append(raw)
+                state.total += raw
                 if len(recent) >= self.short_window:
-                    del recent[0]
+                    state.total -= recent.pop(0)
+        if self.combine == "max":
+            return best
+        return total / len(raws) if raws else 0.0
 
     def state(self) -> dict[str, Any]:
-        return {"recent": [list(r) for r in self.recent], "n": list(self.n),
-                "mean": list(self.mean), "var": list(self.var)}
+        return {"levels": [{"recent": list(s.recent), "total": s.total, "n": s.n,
+                            "mean": s.mean, "var": s.var} for s in self.levels]}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.recent = [[float(v) for v in r] for r in state["recent"]]
-        self.n = [int(v) for v in state["n"]]
-        self.mean = [float(v) for v in state["mean"]]
-        self.var = [float(v) for v in state["var"]]
+        levels = []
+        for saved in state["levels"]:
+            level = _Level()
+            level.recent = [float(v) for v in saved["recent"]]
+            level.total = float(saved["total"])
+            level.n = int(saved["n"])
+            level.mean = float(saved["mean"])
+            level.var = float(saved["var"])
+            levels.append(level)
+        self.levels = levels

@@ -163,15 +163,14 @@ class Engine:
     def _run(self, stream: _Stream, ts: float, x: Any, value: float, learn: bool) -> Outcome:
         detectors = stream.detectors
         raws = [detector.score_one(x) for detector in detectors]
-        score = stream.calibrator.score(raws)
         scores = dict(zip(stream.names, raws, strict=True))
         machine = stream.machine
         if learn:
-            ready = [getattr(detector, "ready", True) for detector in detectors]
+            score = stream.calibrator.update(raws, [detector.ready for detector in detectors])
             for detector in detectors:
                 detector.learn_one(x)
-            stream.calibrator.learn(raws, ready)
         else:
+            score = stream.calibrator.score(raws)
             machine = machine.copy()
         threshold = machine.settings.threshold
         anomaly = score >= threshold

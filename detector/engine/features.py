@@ -33,7 +33,7 @@ class FeatureWindow:
 
     __slots__ = ("features", "rolling", "scaler", "value_range", "standard_halflife",
                  "standard_width", "recent", "n", "low", "high", "mean", "var", "diff_var",
-                 "_alpha", "_keep")
+                 "_alpha", "_keep", "_rolled")
 
     def __init__(self, features: tuple[str, ...] = ("value", "diff", "std"), rolling: int = 8,
                  scaler: str = "standard", value_range: tuple[float, float] | None = None,
@@ -45,7 +45,8 @@ class FeatureWindow:
         self.standard_halflife = standard_halflife
         self.standard_width = standard_width
         lags = [_LAGS[f] for f in self.features if f in _LAGS]
-        self._keep = max([rolling if {"mean", "std"} & set(self.features) else 1, *lags, 1])
+        self._rolled = bool({"mean", "std"} & set(self.features))
+        self._keep = max([rolling - 1 if self._rolled else 1, *lags, 1])
         self._alpha = 1.0 - 0.5 ** (1.0 / standard_halflife)
         self.recent: deque[float] = deque(maxlen=self._keep)
         self.n = 0
@@ -73,18 +74,20 @@ class FeatureWindow:
         """Features of ``value`` following the values learned so far."""
         out = []
         recent = self.recent
+        if self._rolled:
+            window = [*recent, value]
+            if len(window) > self.rolling:
+                window = window[-self.rolling:]
+            mean = sum(window) / len(window)
         for name in self.features:
             if name == "value":
                 out.append(self._scale(value))
             elif name == "diff":
                 out.append(self._diff_feature(value - recent[-1] if recent else 0.0))
             elif name == "mean":
-                window = list(recent)[-(self.rolling - 1):] if self.rolling > 1 else []
-                out.append(self._scale((sum(window) + value) / (len(window) + 1)))
+                out.append(self._scale(mean))
             elif name == "std":
-                window = [*list(recent)[-(self.rolling - 1):], value]
-                mean = sum(window) / len(window)
-                spread = math.sqrt(sum((v - mean) ** 2 for v in window) / len(window))
+                spread = math.sqrt(sum([(v - mean) ** 2 for v in window]) / len(window))
                 out.append(self._spread_feature(spread))
             else:
                 lag = _LAGS[name]

@@ -37,13 +37,19 @@ from detector.engine.features import FeatureWindow
 from detector.engine.protocol import Base
 
 PADDING = 0.15  # River's: split points are drawn away from the edges of a node's box
+# Up to this height the trees are compiled into nested comparisons (2**(height + 1)
+# lines per tree); taller trees are walked node by node.
+COMPILE_MAX_HEIGHT = 10
 
 
 class SharedForest:
-    """The random structure of ``n_trees`` complete trees, in heap order, all flat.
+    """The random structure of ``n_trees`` complete trees, shared by every stream.
 
-    Node ``i`` of tree ``t`` is at flat index ``t * nodes_per_tree + i``; the children of
-    tree-local node ``i`` are ``2i + 1`` (value < threshold) and ``2i + 2``.
+    Nodes are numbered in heap order, tree after tree: node ``i`` of tree ``t`` has flat
+    index ``t * nodes_per_tree + i`` and children ``2i + 1`` (value < threshold) and
+    ``2i + 2``. For walking, each tree is also kept as nested tuples
+    ``(flat_index, feature, threshold, left, right)`` with leaves as their flat index:
+    tuple unpacking is the cheapest step a Python loop can take.
     """
 
     def __init__(self, n_trees: int, height: int, n_features: int, seed: int | None) -> None:
@@ -54,11 +60,13 @@ class SharedForest:
         size = n_trees * self.nodes_per_tree
         self.feature = [0] * size
         self.threshold = [0.0] * size
-        self.bases = tuple(t * self.nodes_per_tree for t in range(n_trees))
         rng = random.Random(seed)
-        for base in self.bases:
-            limits = [(0.0, 1.0)] * n_features
-            self._grow(base, 0, height, limits, rng)
+        bases = [t * self.nodes_per_tree for t in range(n_trees)]
+        for base in bases:
+            self._grow(base, 0, height, [(0.0, 1.0)] * n_features, rng)
+        self.bases = tuple(bases)
+        self.roots = tuple(self._nested(base, 0, height) for base in bases)
+        self.walk = self._compile_walk() if height <= COMPILE_MAX_HEIGHT else self._walk
 
     def _grow(self, base: int, node: int, height: int, limits: list[tuple[float, float]],
               rng: random.Random) -> None:
@@ -77,21 +85,100 @@ class SharedForest:
         self._grow(base, 2 * node + 2, height - 1, limits, rng)
         limits[on] = (low, high)
 
-    def path(self, x: Sequence[float]) -> list[int]:
-        """Flat indices of the root-to-leaf path of ``x`` in every tree, tree after tree."""
-        feature = self.feature
-        threshold = self.threshold
-        levels = range(self.height)
-        path: list[int] = []
-        append = path.append
-        for base in self.bases:
-            i = base
-            append(i)
-            for _ in levels:
-                # tree-local child 2k+1 of local node k = i - base, as a flat index
-                i = 2 * i - base + (1 if x[feature[i]] < threshold[i] else 2)
-                append(i)
-        return path
+    def _nested(self, base: int, node: int, height: int) -> Any:
+        if height == 0:
+            return base + node
+        flat = base + node
+        return (flat, self.feature[flat], self.threshold[flat],
+                self._nested(base, 2 * node + 1, height - 1),
+                self._nested(base, 2 * node + 2, height - 1))
+
+    def _walk(self, x: Sequence[float], r_mass: Any, limit: float) -> tuple[int, list[int]]:
+        """River's score sum over every tree, and the leaf ``x`` reaches in each tree.
+
+        Scoring adds ``r_mass * 2**depth`` down the path and stops after the first node
+        whose mass is below ``limit``; the walk itself always goes on to the leaf.
+        """
+        height = self.height
+        total = 0
+        leaves = []
+        for node in self.roots:
+            depth = 0
+            while depth < height:
+                flat, feature, threshold, left, right = node
+                mass = r_mass[flat]
+                total += mass << depth
+                node = left if x[feature] < threshold else right
+                depth += 1
+                if mass < limit:
+                    break
+            else:
+                total += r_mass[node] << height
+                leaves.append(node)
+                continue
+            while depth < height:
+                _, feature, threshold, left, right = node
+                node = left if x[feature] < threshold else right
+                depth += 1
+            leaves.append(node)
+        return total, leaves
+
+    def _compile_walk(self) -> Any:
+        """``_walk`` written out for these trees as straight-line code, compiled once.
+
+        The trees never change once drawn, so finding a leaf becomes nested ``if``
+        statements on local variables (no per-node tuple unpacking or loop counters).
+        The score then follows the leaf's ancestors, whose heap indices are bit shifts
+        of the leaf's: the ancestor at depth ``d`` of local node ``i`` is
+        ``((i + 1) >> (height - d)) - 1``.
+        """
+        feature, threshold, height = self.feature, self.threshold, self.height
+        names = [f"x{i}" for i in range(self.n_features)]
+        lines = ["def walk(x, r, limit):",
+                 f"    {', '.join(names)}{',' if len(names) == 1 else ''} = x",
+                 "    total = 0"]
+
+        def find_leaf(base: int, node: int, depth: int, pad: str, target: str) -> None:
+            flat = base + node
+            if depth == height:
+                lines.append(f"{pad}{target} = {flat - base + 1}")
+                return
+            lines.append(f"{pad}if x{feature[flat]} < {threshold[flat]!r}:")
+            find_leaf(base, 2 * node + 1, depth + 1, pad + " ", target)
+            lines.append(f"{pad}else:")
+            find_leaf(base, 2 * node + 2, depth + 1, pad + " ", target)
+
+        for t, base in enumerate(self.bases):
+            # c is the leaf's local heap index + 1: its bits spell the path from the root
+            find_leaf(base, 0, 0, "    ", "c")
+            lines.append(f"    l{t} = {base - 1} + c")
+            pad = "    "
+            for depth in range(height + 1):
+                ancestor = f"(c >> {height - depth})" if depth < height else "c"
+                lines.append(f"{pad}m = r[{base - 1} + {ancestor}]")
+                lines.append(f"{pad}total += m << {depth}" if depth else f"{pad}total += m")
+                if depth < height:
+                    lines.append(f"{pad}if m >= limit:")
+                    pad += " "
+        lines.append(f"    return total, [{', '.join(f'l{t}' for t in range(self.n_trees))}]")
+        namespace: dict[str, Any] = {}
+        exec(compile("\n".join(lines), "<half-space trees>", "exec"), namespace)
+        return namespace["walk"]
+
+    def masses(self, leaves: Any, count: int) -> Any:
+        """Mass of every node after the first ``count`` leaves of ``leaves`` were learned."""
+        flat = np.bincount(np.frombuffer(leaves, dtype=_dtype(leaves.typecode))[: count * self.n_trees],
+                           minlength=self.n_trees * self.nodes_per_tree)
+        mass = flat.reshape(self.n_trees, self.nodes_per_tree)
+        for depth in reversed(range(self.height)):
+            first, last = 2 ** depth - 1, 2 ** (depth + 1) - 1
+            mass[:, first:last] = (mass[:, 2 * first + 1:2 * last + 1:2]
+                                   + mass[:, 2 * first + 2:2 * last + 2:2])
+        return flat
+
+
+def _dtype(typecode: str) -> Any:
+    return {"B": np.uint8, "H": np.uint16, "I": np.uint32}[typecode]
 
 
 @functools.lru_cache(maxsize=64)
@@ -103,13 +190,16 @@ def shared_forest(n_trees: int, height: int, n_features: int, seed: int | None) 
 class CompactHalfSpaceTrees(Base):
     """River's HalfSpaceTrees on feature vectors in [0, 1], with a shared structure.
 
-    Per instance: two counters per node (``uint8`` when ``window_size`` < 256, else
-    ``uint16``), a reading counter and whether the first window is still filling.
+    Per instance: the reference-window mass of every node (``uint8`` when
+    ``window_size`` < 256, else ``uint16``) and the leaf each reading of the current
+    window reached in each tree. River counts the current window's mass at every node
+    on the way down; here the leaves are kept and the masses are summed up the trees once
+    per window, which gives the same counts for a fraction of the per-reading work.
     """
 
     __slots__ = ("n_trees", "height", "window_size", "n_features", "seed", "forest",
-                 "l_mass", "r_mass", "counter", "first_window", "_limit", "_max_score",
-                 "_typecode")
+                 "r_mass", "leaves", "counter", "first_window", "_limit", "_max_score",
+                 "_mass_code")
 
     def __init__(self, n_trees: int = 10, height: int = 8, window_size: int = 250,
                  n_features: int = 1, seed: int | None = None) -> None:
@@ -119,10 +209,11 @@ class CompactHalfSpaceTrees(Base):
         self.n_features = n_features
         self.seed = seed
         self.forest = shared_forest(n_trees, height, n_features, seed)
-        self._typecode = "B" if window_size < 256 else "H"
         size = n_trees * self.forest.nodes_per_tree
-        self.l_mass = array(self._typecode, bytes(size * array(self._typecode).itemsize))
-        self.r_mass = array(self._typecode, self.l_mass)
+        self._mass_code = "B" if window_size < 256 else "H"
+        self.r_mass = array(self._mass_code, bytes(size * array(self._mass_code).itemsize))
+        leaf_code = "H" if size < 65536 else "I"
+        self.leaves = array(leaf_code, bytes(window_size * n_trees * array(leaf_code).itemsize))
         self.counter = 0
         self.first_window = True
         self._limit = 0.1 * window_size  # River's size limit, from the original paper
@@ -134,55 +225,47 @@ class CompactHalfSpaceTrees(Base):
 
     @property
     def nbytes(self) -> int:
-        """Bytes of per-instance counters (the shared structure is not counted)."""
-        return 2 * len(self.l_mass) * self.l_mass.itemsize
+        """Bytes of per-instance state (the shared structure is not counted)."""
+        return (len(self.r_mass) * self.r_mass.itemsize
+                + len(self.leaves) * self.leaves.itemsize)
+
+    def walk(self, x: Sequence[float]) -> tuple[float, list[int]]:
+        """The score of ``x`` and its leaves, to pass to ``learn_leaves`` when learning it."""
+        total, leaves = self.forest.walk(x, self.r_mass, self._limit)
+        if self.first_window:
+            return 0.0, leaves
+        return 1.0 - total / self._max_score, leaves
 
     def score_one(self, x: Sequence[float]) -> float:
-        return self.score_path(self.forest.path(x))
+        return self.walk(x)[0]
 
     def learn_one(self, x: Sequence[float]) -> None:
-        self.learn_path(self.forest.path(x))
+        self.learn_leaves(self.walk(x)[1])
 
-    def score_path(self, path: list[int]) -> float:
-        if self.first_window:
-            return 0.0
-        r_mass = self.r_mass
-        limit = self._limit
-        depth_levels = self.height + 1
-        total = 0
-        for start in range(0, len(path), depth_levels):
-            # River's walk: add r_mass * 2**depth, stop after the first node below the limit.
-            for depth, node in enumerate(path[start:start + depth_levels]):
-                mass = r_mass[node]
-                total += mass << depth
-                if mass < limit:
-                    break
-        return 1.0 - total / self._max_score
-
-    def learn_path(self, path: list[int]) -> None:
-        l_mass = self.l_mass
-        for node in path:
-            l_mass[node] += 1
+    def learn_leaves(self, leaves: list[int]) -> None:
+        start = self.counter * self.n_trees
+        self.leaves[start:start + self.n_trees] = array(self.leaves.typecode, leaves)
         self.counter += 1
         if self.counter == self.window_size:
-            self.r_mass = l_mass
-            self.l_mass = array(self._typecode, bytes(len(l_mass) * l_mass.itemsize))
+            masses = self.forest.masses(self.leaves, self.counter)
+            self.r_mass = array(self._mass_code, masses.astype(_dtype(self._mass_code)).tobytes())
             self.first_window = False
             self.counter = 0
 
     def state(self) -> dict[str, Any]:
-        return {"l_mass": np.frombuffer(self.l_mass, dtype=self._dtype()).copy(),
-                "r_mass": np.frombuffer(self.r_mass, dtype=self._dtype()).copy(),
+        return {"r_mass": np.frombuffer(self.r_mass, dtype=_dtype(self._mass_code)).copy(),
+                "leaves": np.frombuffer(self.leaves, dtype=_dtype(self.leaves.typecode))
+                [: self.counter * self.n_trees].copy(),
                 "counter": self.counter, "first_window": self.first_window}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.l_mass = array(self._typecode, np.asarray(state["l_mass"], self._dtype()).tobytes())
-        self.r_mass = array(self._typecode, np.asarray(state["r_mass"], self._dtype()).tobytes())
-        self.counter = int(state["counter"])
+        code = self._mass_code
+        self.r_mass = array(code, np.asarray(state["r_mass"], _dtype(code)).tobytes())
+        counter = int(state["counter"])
+        leaves = np.asarray(state["leaves"], _dtype(self.leaves.typecode))
+        self.leaves[: counter * self.n_trees] = array(self.leaves.typecode, leaves.tobytes())
+        self.counter = counter
         self.first_window = bool(state["first_window"])
-
-    def _dtype(self) -> type:
-        return np.uint8 if self._typecode == "B" else np.uint16
 
 
 class HalfSpaceTreesDetector(Base):
@@ -217,26 +300,26 @@ class HalfSpaceTreesDetector(Base):
         self.window = FeatureWindow(self.features, rolling, scaler, value_range,
                                     standard_halflife, standard_width)
         self.trees = CompactHalfSpaceTrees(n_trees, height, window_size, len(self.features), seed)
-        # The path of the value last scored: learn_one of the same value reuses it.
-        self._cached: tuple[float, list[int]] | None = None
+        # The walk of the value last scored: learn_one of the same value reuses it.
+        self._cached: tuple[float, tuple[float, list[int]]] | None = None
 
     @property
     def ready(self) -> bool:
         return self.trees.ready
 
-    def _path(self, x: float) -> list[int]:
+    def _walk(self, x: float) -> tuple[float, list[int]]:
         cached = self._cached
         if cached is not None and cached[0] == x:
             return cached[1]
-        path = self.trees.forest.path(self.window.features_of(x))
-        self._cached = (x, path)
-        return path
+        walked = self.trees.walk(self.window.features_of(x))
+        self._cached = (x, walked)
+        return walked
 
     def score_one(self, x: float) -> float:
-        return self.trees.score_path(self._path(x))
+        return self._walk(x)[0]
 
     def learn_one(self, x: float) -> None:
-        self.trees.learn_path(self._path(x))
+        self.trees.learn_leaves(self._walk(x)[1])
         self.window.learn(x)
         self._cached = None
 

@@ -25,6 +25,11 @@ X = TypeVar("X", contravariant=True)
 
 @runtime_checkable
 class Detector(Protocol[X]):
+    @property
+    def ready(self) -> bool:
+        """False while warming up (its scores are placeholders, not to be calibrated)."""
+        ...
+
     def score_one(self, x: X) -> float:
         """Anomaly score of ``x`` given what was learned so far; changes nothing."""
         ...
@@ -50,6 +55,10 @@ class Base:
     """Stores nothing itself; gives ``clone`` and ``params`` from the constructor signature."""
 
     __slots__ = ()
+
+    @property
+    def ready(self) -> bool:
+        return True
 
     def params(self) -> dict[str, Any]:
         """The constructor parameters, as passed."""

@@ -67,8 +67,8 @@ class FeatureWindowSettings(StrictModel):
 class HstSettings(FeatureWindowSettings):
     """Half-space trees with a structure shared by every stream (compact per-stream state)."""
 
-    n_trees: int = Field(default=10, ge=1, le=100)
-    height: int = Field(default=8, ge=1, le=14)
+    n_trees: int = Field(default=8, ge=1, le=100)
+    height: int = Field(default=6, ge=1, le=14)
     window_size: int = Field(default=250, ge=1, le=65535)
 
 
