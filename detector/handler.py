@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detector.engine import DEVICE_METRIC, AlertEvent, Engine, Outcome
-from detector.lineprotocol import SeriesKeys, alert_line, reading_line
+from detector.lineprotocol import (
+    SeriesKeys,
+    alert_line,
+    float_field,
+    reading_line,
+    timestamp_ms,
+)
 from iotwatch.contracts import Alert, Reading, Rejected
 from iotwatch.parse import ReadingParser
 
@@ -37,6 +43,7 @@ class Handled:
     rejected: Rejected | None = None
     readings: int = 0
     reading_ts: float | None = None
+    engine_errors: list[str] = field(default_factory=list)
 
 
 class MessageHandler:
@@ -60,16 +67,32 @@ class MessageHandler:
         lines = done.lines
         with self.lock:
             for reading in readings:
-                outcome = self.engine.process(reading.site, reading.device, reading.metric,
-                                              reading.ts, reading.value)
+                try:
+                    outcome = self.engine.process(reading.site, reading.device, reading.metric,
+                                                  reading.ts, reading.value)
+                except Exception as exc:  # a detector bug must not lose the reading
+                    done.engine_errors.append(f"{reading.stream}: {type(exc).__name__}: {exc}")
+                    lines.append(self._value_only(reading))
+                    continue
                 lines.append(self._line(reading.site, reading.device, reading.metric,
                                         reading.ts, reading.value, outcome))
                 if outcome.event is not None:
                     self._alert(done, reading.site, reading.device, reading.metric,
                                 outcome.event)
             if len(readings) > 1:
-                self._device(done, readings)
+                try:
+                    self._device(done, readings)
+                except Exception as exc:
+                    first = readings[0]
+                    done.engine_errors.append(f"{first.site}/{first.device}/{DEVICE_METRIC}: "
+                                              f"{type(exc).__name__}: {exc}")
         return done
+
+    def _value_only(self, reading: Reading) -> str:
+        """The reading's point without scores, when the engine failed on it."""
+        value = float_field(reading.value) or "0.0"
+        return (f"{self._series.prefix(reading.site, reading.device, reading.metric)} "
+                f"value={value} {timestamp_ms(reading.ts)}")
 
     def _device(self, done: Handled, readings: list[Reading]) -> None:
         first = readings[0]

@@ -46,6 +46,8 @@ class Metrics:
         self.alerts = counter("alerts", "alert transitions published, by state", ("state",))
         self.acks = counter("acks", "MQTT messages acknowledged to the broker")
         self.checkpoints = counter("checkpoints", "engine checkpoints written")
+        self.engine_errors = counter("engine_errors",
+                                     "readings the engine failed on (stored without scores)")
         self.write_latency = Histogram("iotwatch_detector_write_seconds",
                                        "time of one write request to the sink",
                                        buckets=LATENCY_BUCKETS, registry=registry)

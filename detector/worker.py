@@ -69,6 +69,8 @@ class Worker:
         self._next_stats = now  # report at once: the first write shows the sink works
         self._next_checkpoint = now + cadence.checkpoint_interval_s
         self.last_checkpoint: float | None = None  # wall clock
+        self._next_error_log = 0.0
+        self._engine_errors = 0
 
     def stop(self) -> None:
         self._stop.set()
@@ -128,10 +130,21 @@ class Worker:
                                             + self.cadence.checkpoint_after_alert_s)
             if done.reading_ts is not None:
                 self.metrics.reading_age.set(received_at - done.reading_ts)
+            for error in done.engine_errors:
+                self._engine_error(error)
         if message.qos:
             batch.tokens.append((generation, message.mid, message.qos, received_at))
         batch.messages += 1
         self.metrics.processing_lag.observe(max(0.0, self._clock() - received_at))
+
+    def _engine_error(self, error: str) -> None:
+        self.metrics.engine_errors.inc()
+        self._engine_errors += 1
+        now = self._monotonic()
+        if now >= self._next_error_log:  # at most one line a minute: it may repeat per reading
+            log.error("engine failed on a reading (stored without scores; %d so far): %s",
+                      self._engine_errors, error)
+            self._next_error_log = now + 60.0
 
     # -- batches, stats, checkpoints ----------------------------------------------------------
 
@@ -163,8 +176,9 @@ class Worker:
         started = self._monotonic()
         try:
             self.checkpoints.save(self.handler.snapshot())
-        except OSError as exc:
-            log.error("cannot write checkpoint %s: %s", self.checkpoints.path, exc)
+        except Exception as exc:  # keep running on the last good checkpoint
+            log.error("cannot write checkpoint %s: %s: %s", self.checkpoints.path,
+                      type(exc).__name__, exc)
         else:
             self.metrics.checkpoints.inc()
             self.last_checkpoint = self._clock()

@@ -14,7 +14,9 @@ from harness import wait_until
 
 from .service import BASE_TS, Detector, Feeder, detector_config
 
-SITE, FUZZ_SITE = "site-good", "site-fuzz"
+SITE, FUZZ_SITE, EXTREME_SITE = "site-good", "site-fuzz", "site-extreme"
+# Valid readings at the edges of what a float holds: stored whatever the detectors make of them.
+EXTREMES = (1e300, -1e300, 1.7976931348623157e308, 5e-324, -5e-324, 0.0, 1e-300)
 
 
 def malformed(rng: random.Random) -> tuple[str, bytes, str]:
@@ -72,17 +74,21 @@ def test_fuzzed_input_is_dead_lettered_and_valid_readings_all_stored(tmp_path, m
                                                                      influxdb, mqtt_collector):
     rng = random.Random(20260120)
     db = influxdb.create_database()
-    config = detector_config(tmp_path, mosquitto, sites=(SITE, FUZZ_SITE),
+    config = detector_config(tmp_path, mosquitto, sites=(SITE, FUZZ_SITE, EXTREME_SITE),
                              influx={"url": influxdb.url, "database": db})
     detector = Detector(tmp_path, config, mosquitto)
     dead = mqtt_collector(mosquitto, "iotwatch/deadletter/detector")
     try:
         detector.start()
         feeder = Feeder(mosquitto)
-        valid, expected = 0, {}
+        valid, extreme, expected = 0, 0, {}
         for i in range(1000):
             feeder.reading(SITE, f"dev-{i % 4}", "temperature", BASE_TS + i, 20.0 + (i % 9) * 0.1)
             valid += 1
+            if i % 10 == 0:
+                feeder.reading(EXTREME_SITE, f"dev-{i % 3}", "power", BASE_TS + i,
+                               rng.choice(EXTREMES))
+                extreme += 1
             for _ in range(3):
                 topic, payload, reason = malformed(rng)
                 feeder.raw(topic, payload)
@@ -91,10 +97,11 @@ def test_fuzzed_input_is_dead_lettered_and_valid_readings_all_stored(tmp_path, m
         bad = sum(expected.values())
 
         wait_until(lambda: detector.metric("iotwatch_detector_messages_received_total")
-                   >= valid + bad, 120, what="every message received")
-        wait_until(lambda: influxdb.count("readings", db=db) >= valid, 60,
+                   >= valid + extreme + bad, 120, what="every message received")
+        wait_until(lambda: influxdb.count("readings", db=db) >= valid + extreme, 60,
                    what="every valid reading stored")
         assert influxdb.count("readings", db=db, where=f"\"site\" = '{SITE}'") == valid
+        assert influxdb.count("readings", db=db, where=f"\"site\" = '{EXTREME_SITE}'") == extreme
         assert influxdb.count("readings", db=db, where=f"\"site\" = '{FUZZ_SITE}'") == 0
         counted = {reason: int(detector.metric("iotwatch_detector_rejected_total",
                                                f'reason="{reason}"')) for reason in expected}

@@ -174,3 +174,16 @@ def test_firing_alerts_the_engine_does_not_hold_are_resolved(engine_state, stale
 
 def test_retained_resolved_alerts_need_nothing():
     assert stale_alerts([alert("resolved")], {}, now=1.0) == []
+
+
+def test_an_engine_failure_keeps_the_reading_as_a_value_only_point():
+    class Failing(Engine):
+        def process(self, *args):
+            raise OverflowError("math range error")
+
+    h = MessageHandler(Failing(EngineSettings(enabled=["zscore"])),
+                       ReadingParser(Topics("iotwatch")))
+    done = h.handle("iotwatch/readings/s/d/t", b'{"ts": 1768905000, "value": 1e300}', NOW)
+    assert done.rejected is None and done.readings == 1
+    assert done.lines == ["readings,site=s,device=d,metric=t value=1e+300 1768905000000"]
+    assert done.engine_errors == ["s/d/t: OverflowError: math range error"]
