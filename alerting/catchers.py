@@ -134,7 +134,8 @@ class _SmtpHandler:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         login = session.auth_data if isinstance(session.auth_data, str) else None
         caught = CaughtEmail(envelope.mail_from, tuple(envelope.rcpt_tos), message, login,
-                             session.ssl is not None)
+                             session.ssl is not None
+                             or server.transport.get_extra_info("ssl_object") is not None)
         self.catcher._record(caught)
         return "250 Message accepted for delivery"
 
@@ -178,7 +179,7 @@ class SmtpCatcher:
             login = auth_data.login.decode()
             password = auth_data.password.decode()
             ok = self.users is not None and self.users.get(login) == password
-            return AuthResult(success=ok, auth_data=login if ok else None)
+            return AuthResult(success=ok, handled=False, auth_data=login if ok else None)
 
         kwargs: dict[str, Any] = {}
         context = None
@@ -278,11 +279,13 @@ class WebhookCatcher:
     """A stdlib HTTP server on loopback that records every POST.
 
     With ``secret``, requests are checked with ``verify_signature`` and a bad signature
-    is answered 401. ``respond`` scripts failures.
+    is answered 401; with ``cert`` (cert, key) it serves HTTPS. ``respond`` scripts
+    failures.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, secret: bytes | None = None,
-                 echo: bool = False, json_lines: bool = False) -> None:
+                 cert: tuple[Path, Path] | None = None, echo: bool = False,
+                 json_lines: bool = False) -> None:
         self.host = host
         self.secret = secret
         self.echo = echo
@@ -292,12 +295,18 @@ class WebhookCatcher:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
+        self.scheme = "http"
+        if cert is not None:  # HTTPS with a certificate the client must trust
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(cert[0]), str(cert[1]))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self.port = self._server.server_address[1]
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/hook"
+        return f"{self.scheme}://{self.host}:{self.port}/hook"
 
     def __enter__(self) -> WebhookCatcher:
         return self.start()
@@ -306,7 +315,7 @@ class WebhookCatcher:
         self.stop()
 
     def start(self) -> WebhookCatcher:
-        self._thread = threading.Thread(target=self._server.serve_forever,
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name=f"webhook-catcher-{self.port}", daemon=True)
         self._thread.start()
         return self

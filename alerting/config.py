@@ -174,8 +174,8 @@ class WebhookSettings(StrictModel):
                     "x-iotwatch-signature", "x-iotwatch-timestamp"}
         clash = sorted(k for k in value if k.lower() in reserved)
         if clash:
-            raise ValueError(f"{', '.join(clash)} are set by iotwatch (use token for "
-                             "Authorization)")
+            raise ValueError(f"header {', '.join(clash)} is set by iotwatch itself (for "
+                             "Authorization: Bearer, use token)")
         return value
 
 

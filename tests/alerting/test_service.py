@@ -54,6 +54,11 @@ def test_an_alert_on_the_broker_reaches_email_and_webhook_then_resolves_once(
     wait_until(lambda: not service.get("/alerts"), timeout=30, what="the resolved alert to go")
     assert len(webhook.requests) == 2 and len(smtp_server.messages) == 2
 
+    # The servers have the messages; the workers count them once the answer is back.
+    wait_until(lambda: all(_counter(service.metrics(), "notifications_delivered_total",
+                                    f'integration="{kind}",receiver="{name}"') == 2
+                           for kind, name in (("email", "email"), ("webhook", "hook"))),
+               timeout=30, what="all four notifications counted as delivered")
     metrics = service.metrics()
     assert 'iotwatch_alerting_alerts_received_total{state="firing"} 1.0' in metrics
     assert ('iotwatch_alerting_notifications_delivered_total{integration="webhook",'
