@@ -1,6 +1,6 @@
 """Detector throughput and latency as a ratio to the raw ceiling, measured in one run.
 
-    python bench/throughput.py [--streams 1000] [--count 60000] [--rate 2000]
+    python bench/throughput.py [--streams 1000] [--count 60000] [--rate MSGS_PER_S]
                                [--sink file|influxdb] [--json results.json]
 
 Starts a real Mosquitto with the project's configuration (the test harness's code), then
@@ -12,8 +12,9 @@ under the same load from a separate publisher process (QoS 1, ``--streams`` stre
    InfluxDB 1.x) and acknowledges them.
 
 Each is measured twice: flat out (messages/s from first to last message handled) and at
-a fixed ``--rate`` well below both capacities (latency percentiles, publish -> received
-for the ceiling, publish -> stored for the detector). Every stream is first warmed past
+a fixed rate, by default half the slower of the two flat-out rates so neither side is
+queueing (latency percentiles, publish -> received for the ceiling, publish -> stored
+for the detector). Every stream is first warmed past
 the tree detector's window, which does no work until its first window fills. Memory per
 1,000 streams is the detector's resident memory after warm-up minus before, scaled.
 No pass/fail: the numbers are printed (and written as JSON with ``--json``).
@@ -55,7 +56,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--count", type=int, default=60_000, help="messages, flat-out phase")
-    parser.add_argument("--rate", type=float, default=2000.0, help="messages/s, latency phase")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="messages/s in the latency phase (default: half of the lower "
+                        "flat-out rate, so neither side is queueing)")
     parser.add_argument("--latency-count", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=None,
                         help="readings per stream before measuring (default: HST window + 10)")
@@ -73,11 +76,13 @@ def main() -> None:
     influx = start_local_influxdb(workdir / "influxdb") if args.sink == "influxdb" else None
     try:
         print(f"broker on {broker.host}:{broker.port}; {args.streams} streams; "
-              f"{args.count} messages flat out; {args.latency_count} at {args.rate:g}/s",
-              flush=True)
-        ceiling = measure_ceiling(broker, args)
-        print(f"ceiling  {ceiling}", flush=True)
+              f"{args.count} messages flat out, then {args.latency_count} at "
+              f"{f'{args.rate:g}/s' if args.rate else 'half the slower capacity'}", flush=True)
+        ceiling = ceiling_throughput(broker, args)
+        args.ceiling_rate = ceiling["msgs_per_s"]
         detector = measure_detector(broker, influx, workdir, args)
+        ceiling.update(ceiling_latency(broker, args))
+        print(f"ceiling  {ceiling}", flush=True)
         print(f"detector {detector}", flush=True)
         results = report(ceiling, detector, args)
         if args.json:
@@ -131,22 +136,28 @@ class BareSubscriber:
         self.client.loop_stop()
 
 
-def measure_ceiling(broker, args) -> dict[str, Any]:
+def ceiling_throughput(broker, args) -> dict[str, Any]:
     subscriber = BareSubscriber(broker)
     try:
         finish(publish(broker, args.count, args.streams))
         wait_until(lambda: len(subscriber.received) >= args.count, 600, interval=0.01,
                    what="the bare subscriber to receive everything")
         times = [t for t, _ in subscriber.received]
-        rate = (len(times) - 1) / (times[-1] - times[0])
-        subscriber.received.clear()
+    finally:
+        subscriber.close()
+    return {"msgs_per_s": round((len(times) - 1) / (times[-1] - times[0]))}
+
+
+def ceiling_latency(broker, args) -> dict[str, Any]:
+    subscriber = BareSubscriber(broker)
+    try:
         finish(publish(broker, args.latency_count, args.streams, args.rate))
         wait_until(lambda: len(subscriber.received) >= args.latency_count, 600, interval=0.01,
                    what="the bare subscriber to receive the latency run")
         latencies = [t - orjson.loads(p)["ts"] / 1000 for t, p in subscriber.received]
     finally:
         subscriber.close()
-    return {"msgs_per_s": round(rate), **percentiles(latencies)}
+    return percentiles(latencies)
 
 
 # -- the detector service ------------------------------------------------------------------------
@@ -288,9 +299,12 @@ def measure_detector(broker, influx, workdir: Path, args) -> dict[str, Any]:
         if tail is None:
             rate = args.count / (time.time() - started)
         cpu_per_message = (service.cpu_seconds() - cpu) / args.count
+        if not args.rate:
+            args.rate = round(min(rate, args.ceiling_rate) / 2, -1)
 
         acked = service.metric("iotwatch_detector_acks_total")
         lag_before = service.buckets("iotwatch_detector_processing_lag_seconds")
+        ack_before = service.buckets("iotwatch_detector_ack_lag_seconds")
         latency: dict[str, Any] = {}
         if tail is not None:
             tail.seen.clear()
@@ -305,8 +319,11 @@ def measure_detector(broker, influx, workdir: Path, args) -> dict[str, Any]:
         lag_after = service.buckets("iotwatch_detector_processing_lag_seconds")
         decision = bucket_percentiles([(bound, after - before) for (bound, after), (_, before)
                                        in zip(lag_after, lag_before, strict=True)])
+        ack_after = service.buckets("iotwatch_detector_ack_lag_seconds")
+        ack = bucket_percentiles([(bound, after - before) for (bound, after), (_, before)
+                                  in zip(ack_after, ack_before, strict=True)])
         return {"msgs_per_s": round(rate), **latency,
-                "decision_lag": decision,
+                "decision_lag": decision, "ack_lag_oldest_per_batch": ack,
                 "cpu_us_per_msg": round(cpu_per_message * 1e6, 1),
                 "rss_mb": round(rss_after / 2**20, 1),
                 "memory_mb_per_1000_streams": round(memory / 2**20, 2)}
@@ -357,6 +374,10 @@ def report(ceiling: dict[str, Any], detector: dict[str, Any], args) -> dict[str,
         lag = detector["decision_lag"]
         print(f"detector arrival -> scored and alert published (from its histogram): p50 "
               f"{lag.get('p50_ms')} ms, p90 {lag.get('p90_ms')} ms, p99 {lag.get('p99_ms')} ms")
+    if detector.get("ack_lag_oldest_per_batch"):
+        lag = detector["ack_lag_oldest_per_batch"]
+        print(f"detector arrival -> acknowledged, oldest message of each batch (histogram): "
+              f"p50 {lag.get('p50_ms')} ms, p90 {lag.get('p90_ms')} ms, p99 {lag.get('p99_ms')} ms")
     print(f"detector CPU per message: {detector['cpu_us_per_msg']} us; resident "
           f"{detector['rss_mb']} MB; {detector['memory_mb_per_1000_streams']} MB per 1,000 "
           f"streams (sink: {args.sink})")
