@@ -158,6 +158,43 @@ def test_dockerfile_runs_iotwatch_as_non_root_with_a_health_check():
     assert re.search(r'^ENTRYPOINT \["iotwatch"\]', text, re.MULTILINE)
 
 
+def test_service_configs_in_the_image_exist():
+    for name in ("publisher", "detector", "alerting"):
+        if not (PROJECT / "config" / f"{name}.yaml").exists():
+            pytest.fail(f"config/{name}.yaml is missing: the image copies config/ to /etc/iotwatch")
+
+
+
+@pytest.mark.parametrize("service", sorted(IOTWATCH_SERVICES))
+def test_service_config_with_the_compose_environment_is_valid(compose, env_example, service,
+                                                             tmp_path):
+    """config/<service>.yaml plus the compose overrides: every overridden key exists."""
+    from iotwatch.config import load_config
+
+    spec = compose["services"][service]
+    environ = {}
+    for key, value in {**spec.get("environment", {})}.items():
+        value = interpolate(str(value), env_example)
+        if value.startswith("/run/secrets/"):
+            secret = tmp_path / value.rsplit("/", 1)[1]
+            secret.write_text("not-a-real-secret")
+            value = str(secret)
+        environ[key] = value
+    config_path = spec["command"][spec["command"].index("--config") + 1]
+    load_config(PROJECT / "config" / Path(config_path).name, environ=environ)
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's ${NAME} and ${NAME:-default}, with the values of .env.example.
+
+    >>> interpolate("${A:-1}/${B}", {"B": "2"})
+    '1/2'
+    """
+    def value(match: re.Match[str]) -> str:
+        return env.get(match[1], match[2] or "")
+    return re.sub(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}", value, text)
+
+
 def test_docker_compose_config_is_valid():
     docker = shutil.which("docker")
     if docker is None or subprocess.run([docker, "compose", "version"],
