@@ -28,7 +28,6 @@ from detector.consumer import Intake
 from detector.delivery import Delivery
 from detector.emit import Emitter
 from detector.engine import Engine, EngineSettings
-from detector.engine.snapshot import SnapshotError
 from detector.handler import MessageHandler
 from detector.metrics import Metrics
 from detector.reconcile import read_retained_alerts, stale_alerts
@@ -172,7 +171,7 @@ def _restore(checkpoints: CheckpointFile, settings: EngineSettings) -> Engine:
         return Engine(settings)
     try:
         engine = Engine.restore(settings, data)
-    except (SnapshotError, KeyError, ValueError, TypeError) as exc:
+    except Exception as exc:  # e.g. SnapshotError, or a format an older engine wrote
         moved = checkpoints.set_aside()
         log.error("checkpoint %s unreadable (%s); moved to %s, every stream starts learning",
                   checkpoints.path, exc, moved)

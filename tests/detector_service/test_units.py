@@ -187,3 +187,27 @@ def test_an_engine_failure_keeps_the_reading_as_a_value_only_point():
     assert done.rejected is None and done.readings == 1
     assert done.lines == ["readings,site=s,device=d,metric=t value=1e+300 1768905000000"]
     assert done.engine_errors == ["s/d/t: OverflowError: math range error"]
+
+
+def test_published_alerts_and_dead_letters_validate_against_the_contracts():
+    import json
+
+    import jsonschema
+    import orjson
+
+    from iotwatch.contracts import DeadLetter
+
+    schemas = PROJECT / "config" / "contracts"
+    alert_schema = json.loads((schemas / "alert.schema.json").read_text())
+    h = handler()
+    for i in range(200):
+        h.handle("iotwatch/readings/s/d/t",
+                 f'{{"ts": {1768905000 + i}, "value": {20 + (i % 7) * 0.1}}}'.encode(), NOW)
+    fired = h.handle("iotwatch/readings/s/d/t", b'{"ts": 1768905300, "value": 90}', NOW).alerts
+    assert fired
+    for alert in [*fired, *stale_alerts(fired, {}, now=NOW)]:
+        jsonschema.validate(orjson.loads(alert.to_payload()), alert_schema)
+    letter = DeadLetter("detector", "iotwatch/readings/s/d/t", "write_rejected",
+                        "partial write: field type conflict", b"readings,site=s value=1 1", NOW)
+    jsonschema.validate(orjson.loads(letter.to_payload()),
+                        json.loads((schemas / "deadletter.schema.json").read_text()))
