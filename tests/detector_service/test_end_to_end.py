@@ -214,3 +214,7 @@ def test_alert_state_is_retained_and_stale_alerts_are_closed_at_start(tmp_path, 
         assert detector.terminate() == 0
     finally:
         detector.close()
+        # Leave no retained state behind for other tests on the session's broker.
+        for device in ("dev-0", "dev-9"):
+            mosquitto.publish("detector", f"iotwatch/alert-state/{site}/{device}/temperature",
+                              b"", retain=True)
