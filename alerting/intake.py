@@ -99,11 +99,12 @@ class MqttIntake:
     def stop(self, reason: str = "shutdown") -> None:
         """Stop consuming: offline status, then disconnect (unacknowledged messages stay
         with the broker for the next start)."""
-        try:
-            info = publish_status(self.client, self.settings, SERVICE, "offline", reason)
-            info.wait_for_publish(5.0)
-        except (RuntimeError, ValueError) as exc:
-            log.warning("could not publish the offline status: %s", exc)
+        if self.client.is_connected():
+            try:
+                info = publish_status(self.client, self.settings, SERVICE, "offline", reason)
+                info.wait_for_publish(5.0)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("could not publish the offline status: %s", exc)
         self.client.disconnect()
         self.client.loop_stop()
 

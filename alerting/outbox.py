@@ -74,8 +74,16 @@ class Outbox:
             "SELECT id, record, attempts, created_at FROM outbox WHERE target = ? "
             "AND status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
             (target.name, now, limit))
-        return [OutboxItem(row_id, Notification.from_record(bytes(record)), attempts, created)
-                for row_id, record, attempts, created in rows]
+        items = []
+        for row_id, record, attempts, created in rows:
+            try:
+                note = Notification.from_record(bytes(record))
+            except Exception as exc:  # one unreadable row must not block the target
+                self.failed(row_id, now, "unreadable", f"cannot read the stored notification: "
+                            f"{type(exc).__name__}: {exc}")
+                continue
+            items.append(OutboxItem(row_id, note, attempts, created))
+        return items
 
     def next_attempt_at(self, target: Target) -> float | None:
         rows = self.db.query("SELECT MIN(next_attempt_at) FROM outbox WHERE target = ? "
