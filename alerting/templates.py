@@ -48,7 +48,9 @@ DEFAULT_TEXT = """\
 iotwatch: ${count_firing} firing, ${count_resolved} resolved
 Group: ${group_labels}
 
-${alerts}${footer}"""
+${alerts}
+${footer}
+"""
 DEFAULT_ALERT_TEXT = """\
 [${STATE}] ${site}/${device}/${metric}: ${summary}
   severity ${severity}, rule ${rule}
