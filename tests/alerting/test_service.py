@@ -185,3 +185,23 @@ def _counter(metrics: str, name: str, labels: str) -> float:
         if line.startswith(f"iotwatch_alerting_{name}{{{labels}}}"):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def test_a_rejected_notification_is_reported_by_the_api_and_metrics(
+        mosquitto, webhook, make_alert, publish_alert, service_config, start_service,
+        unique_site):
+    service = start_service(service_config(mosquitto, {"hook": {"webhook": {"url": webhook.url}}}))
+    webhook.respond(400, times=1)
+    alert = make_alert(site=unique_site)
+    publish_alert(mosquitto, alert)
+    [failed] = wait_until(lambda: service.get("/deliveries?status=failed"), timeout=30,
+                          what="the failed delivery to be listed")
+    assert failed["target"] == "hook/webhook" and failed["reason"] == "http_400"
+    assert failed["attempts"] == 1 and failed["alerts"] == [
+        {"fingerprint": alert.fingerprint, "state": "firing"}]
+    assert len(webhook.requests) == 1
+    wait_until(lambda: _counter(service.metrics(), "notifications_failed_total",
+                                'integration="webhook",reason="http_400",receiver="hook"') == 1,
+               timeout=30, what="the failure to be counted")
+    status, error = service.request("GET", "/deliveries?status=lost")
+    assert status == 400 and "pending, delivered, failed" in error["error"]
