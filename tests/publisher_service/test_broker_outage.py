@@ -140,3 +140,45 @@ def test_beyond_the_bound_new_messages_are_dropped_and_counted(fresh_mosquitto) 
     assert seqs == [0, 1, 2, 3, 4, 5, 6, 7]  # the oldest five kept, in order
     assert sender.stats.sent == 8 and sender.stats.reconnects == 1
 
+
+
+def test_messages_in_flight_when_the_broker_stops_are_resent_in_order(fresh_mosquitto) -> None:
+    """As fast as possible, the in-flight window is full when the broker goes away: paho
+    resends those first (clean session and all), then the FIFO drains behind them."""
+    broker = fresh_mosquitto
+    settings = MqttSettings(**broker.mqtt_section("publisher", reconnect_max_s=1),
+                            password=broker.password("publisher"), max_inflight=500)
+    holder: list[MqttSender] = []
+    client = make_client(settings, "publisher", persistent=False,
+                         client_id=f"inflight-{uuid.uuid4().hex[:8]}",
+                         on_connected=lambda c: holder[0].on_connected(c))
+    sender = MqttSender(client, qos=1, max_in_flight=500, buffer_size=1000, overflow="wait")
+    holder.append(sender)
+    collector = PersistentCollector(broker, "iotwatch/readings/plant-f/#")
+    total = 6000
+    in_flight_at_stop: list[int] = []
+
+    def stop_broker_mid_run() -> None:
+        wait_until(lambda: collector.count() >= 1000, 60, what="the first messages")
+        in_flight_at_stop.append(sender.stats.in_flight)
+        broker.stop()
+        broker.start()
+
+    outage = threading.Thread(target=stop_broker_mid_run, daemon=True)
+    try:
+        connect(client, settings)
+        outage.start()
+        for seq in range(total):
+            sender.send("iotwatch/readings/plant-f/d/m", orjson.dumps({"value": 1, "seq": seq}))
+        assert sender.flush(120) == 0
+        outage.join(60)
+        wait_until(lambda: len({orjson.loads(p)["seq"] for _t, p in collector.messages})
+                   >= total, 60, what="every message")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+        collector.close()
+    assert sender.stats.reconnects == 1 and sender.stats.dropped == 0
+    assert in_flight_at_stop and in_flight_at_stop[0] > 0
+    seqs = list(dict.fromkeys(orjson.loads(p)["seq"] for _t, p in collector.messages))
+    assert seqs == list(range(total))
