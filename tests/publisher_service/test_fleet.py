@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from iotwatch.config import ConfigError, errors_of
 from publisher.fleet import FleetSpec, expand, load_fleet
@@ -111,3 +113,11 @@ def test_the_sample_fleets_cover_the_systems_users_run() -> None:
     assert {"supply_temp", "return_temp", "pressure", "power", "flow"} <= metrics["hvac-plant"]
     assert {"temperature", "humidity", "sound", "vibration"} <= metrics["factory-line"]
     assert metrics["environmental-network"] == {"temperature", "humidity", "light", "voltage"}
+
+
+def test_the_documented_example_fleet_is_valid() -> None:
+    text = (PROJECT / "docs" / "publisher.md").read_text()
+    block = re.search(r"A complete example:\n\n```yaml\n(.*?)```", text, re.S)
+    assert block, "docs/publisher.md lost its example fleet"
+    streams = expand(FleetSpec.model_validate(yaml.safe_load(block.group(1))))
+    assert len(streams) == 20 * 2 + 1 + 2 * 2
