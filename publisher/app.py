@@ -186,7 +186,7 @@ def _publish(config: PublisherFile, source: Source, stop: threading.Event,
             labels_out.close()
     elapsed = time.monotonic() - started
     stats = sender.stats
-    log.info("summary: %d readings in %d messages, %d acknowledged (%.0f/s over %.1f s), "
+    log.info("summary: %d readings in %d messages, %d acknowledged (%.0f/s over %.2f s), "
              "%d dropped while the broker was away (buffer %d, peak %d), %d undelivered, "
              "%d faults injected, %d reconnects", readings, stats.produced, stats.sent,
              stats.sent / max(elapsed, 1e-9), elapsed, stats.dropped, settings.buffer_size,

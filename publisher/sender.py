@@ -15,8 +15,9 @@ Every message goes through one FIFO and leaves it in order:
   the FIFO bound is not exceeded (a message whose PUBACK was lost may arrive twice; its
   ``seq`` tells).
 
-paho callbacks only record events under a lock; paho is never called with that lock held
-(paho holds its own lock while calling ``on_publish``).
+paho callbacks only record events (under a lock, except acknowledgements, which go to
+a deque and wake the producer only when it waits); paho is never called with that lock
+held (paho holds its own lock while calling ``on_publish``).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class MqttSender:
         self._cond = threading.Condition()
         self._connected = False
         self._settling = False            # after a reconnect: old in-flight ones first
+        self._waiting = False             # the producer sleeps on _cond
         self._connects = 0
         self._outage_drops = 0
         self._attach(client)
@@ -105,7 +107,9 @@ class MqttSender:
                 self._absorb_acks()
                 if not self._fifo and not self._pending:
                     return 0
+                self._waiting = True
                 self._cond.wait(min(_POLL_S, max(0.0, deadline - self._clock())))
+                self._waiting = False
         with self._cond:
             self._absorb_acks()
             return len(self._fifo) + len(self._pending)
@@ -127,9 +131,8 @@ class MqttSender:
                 stats.sent += 1
             elif info.rc in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
                 # NO_CONN: paho keeps a QoS 1 message and sends it on reconnect.
-                with self._cond:
-                    self._pending.add(info.mid)
-                    stats.in_flight = len(self._pending)
+                self._pending.add(info.mid)
+                stats.in_flight = len(self._pending)
             else:
                 log.error("paho refused a message (%s); retrying", paho.error_string(info.rc))
                 with self._cond:
@@ -154,7 +157,9 @@ class MqttSender:
                     wait = min(wait, deadline - self._clock())
                     if wait <= 0:
                         return False
+                self._waiting = True
                 self._cond.wait(wait)
+                self._waiting = False
 
     def _absorb_acks(self) -> None:
         # Runs in the producer thread only, always after the mids it publishes are
@@ -184,9 +189,12 @@ class MqttSender:
                 self._cond.notify_all()
 
         def on_publish(_client, _userdata, mid, _reason_code, _properties) -> None:
-            with self._cond:
-                self._acks.append(mid)
-                self._cond.notify_all()
+            # Lock-free unless the producer sleeps: it sets _waiting under the lock
+            # before it looks at _acks, so an ack it did not see wakes it.
+            self._acks.append(mid)
+            if self._waiting:
+                with self._cond:
+                    self._cond.notify_all()
 
         client.on_disconnect = on_disconnect
         client.on_publish = on_publish
