@@ -7,7 +7,7 @@
       -> --out: readings.csv + labels.jsonl                    outfiles
          MQTT:  messages -> bounded in flight + ordered FIFO   payloads, sender.MqttSender
                 fault labels -> truth topic (+ labels file)
-    plus the progress line and the final summary.
+    plus the progress line, /health and /metrics (http.enabled), the final summary.
 
 Nothing imports this module; ``publisher.cli`` calls ``run``.
 """
@@ -25,9 +25,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Protocol
 
+from iotwatch.httpserver import serve
 from iotwatch.mqtt import connect, make_client, publish_status
 from iotwatch.timeparse import format_rfc3339, parse_timestamp
 from iotwatch.topics import Topics
+from publisher.api import routes
 from publisher.config import PublisherFile, PublisherSettings
 from publisher.faults import FaultLabel
 from publisher.fleet import FleetSpec
@@ -52,6 +54,7 @@ FUTURE_LIMIT_S = 86_400.0
 class Source(Protocol):
     def __iter__(self) -> Iterator[Sample]: ...
     def take_labels(self) -> list[FaultLabel]: ...
+    def stop(self) -> None: ...
     def finish(self) -> list[FaultLabel]: ...
 
 
@@ -65,7 +68,7 @@ def run(config: PublisherFile, *, fleet: FleetSpec | None, replay: Path | None =
     settings = config.publisher
     source = _source(settings, fleet, replay, to_files=out_dir is not None)
     if out_dir is not None:
-        return _write_files(source, out_dir)
+        return _write_files(source, out_dir, stop)
     return _publish(config, source, stop, abort or threading.Event())
 
 
@@ -99,7 +102,7 @@ def _source(settings: PublisherSettings, fleet: FleetSpec | None, replay: Path |
     return simulation
 
 
-def _write_files(source: Source, out_dir: Path) -> int:
+def _write_files(source: Source, out_dir: Path, stop: threading.Event) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = skipped = faults = 0
     with (out_dir / READINGS_FILE).open("w", encoding="utf-8", newline="") as readings_file, \
@@ -107,6 +110,8 @@ def _write_files(source: Source, out_dir: Path) -> int:
         readings, labels = ReadingsCsv(readings_file), LabelsJsonl(labels_file)
         try:
             for sample in source:
+                if stop.is_set():
+                    source.stop()
                 if readings.write(sample):
                     written += 1
                 else:
@@ -159,6 +164,11 @@ def _publish(config: PublisherFile, source: Source, stop: threading.Event,
                         stats.reconnects, faults)
 
     connect(client, mqtt)
+    server = None
+    if config.http.enabled:
+        server = serve(config.http.host, config.http.port,
+                       routes(snapshot, lambda: sender.connected, lambda: readings))
+        log.info("http on %s:%s (/health /metrics)", server.host, server.port)
     log.info("publishing to %s:%s as %s, QoS %d, %s payloads, speed %s", mqtt.host, mqtt.port,
              mqtt.username or "anonymous", mqtt.qos, settings.payload,
              settings.speed or "max")
@@ -169,7 +179,8 @@ def _publish(config: PublisherFile, source: Source, stop: threading.Event,
         for batch in batches(source, settings.payload):
             pacer.wait_for(batch[0].offset_s)
             if stop.is_set():
-                break
+                # Send what was produced (labels cover it), then the source ends.
+                source.stop()
             for topic, payload in builder.messages(batch):
                 sender.send(topic, payload)
             readings += len(batch)
@@ -182,6 +193,8 @@ def _publish(config: PublisherFile, source: Source, stop: threading.Event,
             publish_status(client, mqtt, SERVICE, "offline", reason="finished").wait_for_publish(5.0)
         client.disconnect()
         client.loop_stop()
+        if server is not None:
+            server.close()
         if labels_out is not None:
             labels_out.close()
     elapsed = time.monotonic() - started

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from iotwatch.config import LogSettings, MqttSettings, StrictModel
+from iotwatch.config import HttpSettings, LogSettings, MqttSettings, StrictModel
 from iotwatch.timeparse import TimestampError, parse_timestamp
 from publisher.fleet import FleetSpec
 
@@ -79,5 +79,7 @@ class PublisherSettings(StrictModel):
 
 class PublisherFile(StrictModel):
     mqtt: MqttSettings = MqttSettings()
+    # /health and /metrics while publishing; off unless asked for (containers turn it on).
+    http: HttpSettings = HttpSettings(enabled=False)
     log: LogSettings = LogSettings()
     publisher: PublisherSettings = PublisherSettings()

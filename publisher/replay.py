@@ -129,10 +129,18 @@ class Replay:
         self.duration_s = duration_s
         self.rows = 0
         self.skipped = 0
+        self._stopped = False
 
     def __iter__(self) -> Iterator[Sample]:
         streams = [self._samples(r) for r in self.recordings]
-        yield from heapq.merge(*streams, key=lambda s: s.offset_s)
+        for sample in heapq.merge(*streams, key=lambda s: s.offset_s):
+            if self._stopped:
+                return
+            yield sample
+
+    def stop(self) -> None:
+        """End the replay here (rows already read ahead are not sent)."""
+        self._stopped = True
 
     def take_labels(self) -> list[FaultLabel]:
         return []  # recorded data carries no injected faults

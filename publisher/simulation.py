@@ -73,7 +73,8 @@ class StreamSimulation:
 
 class FleetSimulation:
     """Every stream of a fleet, merged by time. Iterate for samples; ``take_labels`` for
-    the faults completed so far; ``finish`` when stopping early to label those in progress.
+    the faults completed so far; ``stop`` then ``finish`` to end early and label the faults
+    in progress (up to the last sample produced).
     """
 
     def __init__(self, fleet: FleetSpec, start: float, seed: int, count: int | None = None,
@@ -89,12 +90,17 @@ class FleetSimulation:
             for spec in specs]
         self.start = start
         self.labels_total = 0
+        self._stopped = False
+
+    def stop(self) -> None:
+        """End the sequence after the samples already produced (a stop asked by the user)."""
+        self._stopped = True
 
     def __iter__(self) -> Iterator[Sample]:
         heap = [(s.next_ts, s.spec.index) for s in self.streams if s.next_ts is not None]
         heapq.heapify(heap)
         streams = self.streams
-        while heap:
+        while heap and not self._stopped:
             _, index = heap[0]
             stream = streams[index]
             sample = stream.step()
