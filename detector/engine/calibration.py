@@ -3,7 +3,8 @@
 Raw scores mean different things on different streams (a z-score of 3 on a noisy
 vibration sensor, an HST score of 0.95 on a slowly drifting temperature), so a fixed
 threshold on them fires too often on some streams and never on others. For each
-detector the *recent level* of its raw score (mean of the last ``short_window``) is
+detector the *recent level* of its raw score (mean of its last ``w`` scores, for each
+``w`` in ``short_windows``: short for sudden changes, long for sustained ones) is
 compared with the stream's own history of that level (exponentially weighted mean and
 variance). Its upper tail probability ``p`` under a normal fit gives the surprise
 ``s = -log10(p)`` and the score ``s / (s + half_decades)``: 0.5 means "a level this high
@@ -12,7 +13,7 @@ score never saturates, so higher is always more surprising. Detectors' calibrate
 are combined by ``max`` or ``mean``. This is the anomaly-likelihood idea Numenta uses on
 NAB, measured here in ``docs/detection.md``.
 
->>> calibrator = Calibrator(n_detectors=1, short_window=3, halflife=100, warmup=20)
+>>> calibrator = Calibrator(n_detectors=1, short_windows=(1, 3), halflife=100, warmup=20)
 >>> for i in range(200):
 ...     calibrator.learn([1.0 + 0.1 * (i % 3)], [True])
 >>> calibrator.score([1.1]) < 0.1 < 0.9 < calibrator.score([5.0])
@@ -41,37 +42,41 @@ def surprise(z: float) -> float:
     return (0.5 * z * z + math.log(z) + _LOG_SQRT_2PI) / _LN10
 
 
-class _Level:
-    """One detector's score history on one stream."""
+class _History:
+    """One detector's score history on one stream, at every window length."""
 
-    __slots__ = ("recent", "total", "n", "mean", "var")
+    __slots__ = ("recent", "sums", "n", "mean", "var")
 
-    def __init__(self) -> None:
-        self.recent: list[float] = []  # the last short_window - 1 raw scores
-        self.total = 0.0               # their sum
-        self.n = 0                     # levels learned
-        self.mean = 0.0                # exponentially weighted mean and variance of the level
-        self.var = 0.0
+    def __init__(self, windows: int) -> None:
+        self.recent: list[float] = []     # the last (longest window - 1) raw scores
+        self.sums = [0.0] * windows       # per window w: sum of the last w - 1 of them
+        self.n = 0                        # levels learned
+        self.mean = [0.0] * windows       # per window: weighted mean and variance of levels
+        self.var = [0.0] * windows
 
 
 class Calibrator:
     """Calibration state of one stream for ``n_detectors`` raw scores."""
 
-    __slots__ = ("n_detectors", "short_window", "halflife", "warmup", "half_decades", "combine",
-                 "std_floor", "levels", "_alpha")
+    __slots__ = ("n_detectors", "short_windows", "halflife", "warmup", "half_decades",
+                 "combine", "std_floor", "surprises", "histories", "_alpha", "_keep")
 
-    def __init__(self, n_detectors: int, short_window: int = 60, halflife: float = 20000.0,
-                 warmup: int = 100, half_decades: float = 5.0, combine: str = "max",
-                 std_floor: float = 1e-6) -> None:
+    def __init__(self, n_detectors: int, short_windows: tuple[int, ...] = (2, 60),
+                 halflife: float = 20000.0, warmup: int = 100, half_decades: float = 5.0,
+                 combine: str = "max", std_floor: float = 1e-6,
+                 surprises: tuple[bool, ...] = ()) -> None:
         self.n_detectors = n_detectors
-        self.short_window = short_window
+        # Detectors whose raw score is already a surprise in decades: used as it is.
+        self.surprises = tuple(surprises) or (False,) * n_detectors
+        self.short_windows = tuple(short_windows)
         self.halflife = halflife
         self.warmup = warmup
         self.half_decades = half_decades
         self.combine = combine
         self.std_floor = std_floor
         self._alpha = 1.0 - 0.5 ** (1.0 / halflife)
-        self.levels = [_Level() for _ in range(n_detectors)]
+        self._keep = max(self.short_windows) - 1
+        self.histories = [_History(len(self.short_windows)) for _ in range(n_detectors)]
 
     def score(self, raws: list[float]) -> float:
         """Calibrated score of the current raw scores; changes nothing."""
@@ -88,48 +93,68 @@ class Calibrator:
     def _pass(self, raws: list[float], ready: list[bool] | None) -> float:
         best = 0.0
         total = 0.0
-        warmup = self.warmup
+        windows = self.short_windows
+        std_floor = self.std_floor
         for index, raw in enumerate(raws):
-            state = self.levels[index]
-            recent = state.recent
-            level = (state.total + raw) / (len(recent) + 1)
-            if state.n >= warmup:
-                std = math.sqrt(state.var)
-                z = (level - state.mean) / (std if std > self.std_floor else self.std_floor)
-                level_surprise = surprise(z)
-                calibrated = level_surprise / (level_surprise + self.half_decades)
+            if self.surprises[index]:
+                calibrated = raw / (raw + self.half_decades) if raw > 0 else 0.0
+                total += calibrated
+                if calibrated > best:
+                    best = calibrated
+                continue
+            history = self.histories[index]
+            recent, sums, means, variances = history.recent, history.sums, history.mean, history.var
+            held = len(recent)
+            levels = [(sums[k] + raw) / ((w - 1 if w - 1 < held else held) + 1)
+                      for k, w in enumerate(windows)]
+            if history.n >= self.warmup:
+                top = 0.0
+                for k, level in enumerate(levels):
+                    std = math.sqrt(variances[k])
+                    z = (level - means[k]) / (std if std > std_floor else std_floor)
+                    level_surprise = surprise(z)
+                    if level_surprise > top:
+                        top = level_surprise
+                calibrated = top / (top + self.half_decades)
                 total += calibrated
                 if calibrated > best:
                     best = calibrated
             if ready is None or not ready[index]:
                 continue
-            n = state.n = state.n + 1
+            n = history.n = history.n + 1
             alpha = self._alpha if self._alpha * n > 1.0 else 1.0 / n
-            delta = level - state.mean
-            increment = alpha * delta
-            state.mean += increment
-            state.var = (1.0 - alpha) * (state.var + delta * increment)
-            if self.short_window > 1:
+            for k, level in enumerate(levels):
+                delta = level - means[k]
+                increment = alpha * delta
+                means[k] += increment
+                variances[k] = (1.0 - alpha) * (variances[k] + delta * increment)
+            if self._keep:
                 recent.append(raw)
-                state.total += raw
-                if len(recent) >= self.short_window:
-                    state.total -= recent.pop(0)
+                held += 1
+                for k, w in enumerate(windows):
+                    if w > 1:
+                        sums[k] += raw
+                        if held > w - 1:
+                            sums[k] -= recent[-w]
+                if held > self._keep:
+                    del recent[0]
         if self.combine == "max":
             return best
         return total / len(raws) if raws else 0.0
 
     def state(self) -> dict[str, Any]:
-        return {"levels": [{"recent": list(s.recent), "total": s.total, "n": s.n,
-                            "mean": s.mean, "var": s.var} for s in self.levels]}
+        return {"histories": [{"recent": list(h.recent), "sums": list(h.sums), "n": h.n,
+                               "mean": list(h.mean), "var": list(h.var)}
+                              for h in self.histories]}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        levels = []
-        for saved in state["levels"]:
-            level = _Level()
-            level.recent = [float(v) for v in saved["recent"]]
-            level.total = float(saved["total"])
-            level.n = int(saved["n"])
-            level.mean = float(saved["mean"])
-            level.var = float(saved["var"])
-            levels.append(level)
-        self.levels = levels
+        histories = []
+        for saved in state["histories"]:
+            history = _History(len(self.short_windows))
+            history.recent = [float(v) for v in saved["recent"]]
+            history.sums = [float(v) for v in saved["sums"]]
+            history.n = int(saved["n"])
+            history.mean = [float(v) for v in saved["mean"]]
+            history.var = [float(v) for v in saved["var"]]
+            histories.append(history)
+        self.histories = histories

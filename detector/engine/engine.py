@@ -192,8 +192,8 @@ class Engine:
         context = registry.StreamContext(value_range=config.value_range)
         detectors = [registry.create(name, settings, context) for name in config.enabled]
         return _Stream(site, device, metric, config.enabled, detectors,
-                       self._calibrator(len(detectors)), self._machine(site, device, metric,
-                                                                        config.decision),
+                       self._calibrator(detectors), self._machine(site, device, metric,
+                                                                  config.decision),
                        self._config_id(config.enabled, config.value_range))
 
     def _new_device(self, site: str, device: str, metrics: tuple[str, ...]) -> _Stream:
@@ -207,12 +207,15 @@ class Engine:
         method = settings.detectors.multivariate.method
         detector = registry.create(method, settings,
                                    registry.StreamContext(metric_ranges=ranges))
-        return _Stream(site, device, DEVICE_METRIC, (method,), [detector], self._calibrator(1),
+        return _Stream(site, device, DEVICE_METRIC, (method,), [detector],
+                       self._calibrator([detector]),
                        self._machine(site, device, DEVICE_METRIC, config.decision),
                        self._config_id((method,), tuple(sorted(ranges.items()))), metrics)
 
-    def _calibrator(self, n_detectors: int) -> Calibrator:
-        return Calibrator(n_detectors, **self.settings.calibration.model_dump())
+    def _calibrator(self, detectors: list[Any]) -> Calibrator:
+        surprises = tuple(bool(getattr(d, "surprise_score", False)) for d in detectors)
+        return Calibrator(len(detectors), **self.settings.calibration.model_dump(),
+                          surprises=surprises)
 
     @staticmethod
     def _machine(site: str, device: str, metric: str, decision: DecisionSettings) -> AlertMachine:

@@ -5,7 +5,7 @@ detector scores one value per reading; a device detector scores a device's metri
 An unknown name in ``enabled`` is a configuration error listing the known ones.
 
 >>> univariate_names()
-['ewm_zscore', 'hst', 'random', 'river_hst', 'zscore']
+['ewm_zscore', 'flatline', 'hst', 'random', 'river_hst', 'zscore']
 >>> from detector.engine.settings import EngineSettings
 >>> create("zscore", EngineSettings(), StreamContext())
 ZScore(warmup=30, std_floor=1e-09, std_floor_relative=0.0001, skip_above=None, max_skips=100)
@@ -108,6 +108,13 @@ def _river_hst(settings: EngineSettings, context: StreamContext) -> Detector[Any
 
     return RiverHalfSpaceTreesDetector(**_window_params(settings.detectors.river_hst),
                                        value_range=context.value_range, seed=settings.seed)
+
+
+@register("flatline", "stream", "how many readings in a row the value has not moved (stuck sensor)")
+def _flatline(settings: EngineSettings, context: StreamContext) -> Detector[Any]:
+    from detector.engine.flatline import FlatLine
+
+    return FlatLine(**settings.detectors.flatline.model_dump())
 
 
 @register("random", "stream", "seeded random scores: the baseline to beat")

@@ -5,7 +5,7 @@ service nests these under its ``detector:`` section, so a key path such as
 ``detectors.hst.window_size`` reads ``detector.detectors.hst.window_size`` there.
 
 >>> EngineSettings().enabled
-['zscore', 'hst']
+['zscore', 'ewm_zscore', 'hst']
 >>> from iotwatch.config import errors_of
 >>> errors_of(EngineSettings, {"detectors": {"hst": {"window_size": 0}}})
 ['detectors.hst.window_size: must be >= 1, got 0']
@@ -37,12 +37,19 @@ class ZScoreSettings(StrictModel):
 class EwmZScoreSettings(StrictModel):
     """Exponentially weighted mean and variance: forgets, so level shifts are absorbed."""
 
-    halflife: float = Field(default=500.0, gt=0)
+    halflife: float = Field(default=150.0, gt=0)
     warmup: int = Field(default=30, ge=1)
     std_floor: float = Field(default=1e-9, ge=0)
     std_floor_relative: float = Field(default=1e-4, ge=0)
     skip_above: float | None = Field(default=None, gt=0)
     max_skips: int = Field(default=100, ge=0)
+
+
+class FlatLineSettings(StrictModel):
+    """A stuck sensor: readings in a row within ``tolerance`` of the one before."""
+
+    tolerance: float = Field(default=0.0, ge=0)
+    halflife: float = Field(default=10000.0, gt=0)
 
 
 class FeatureWindowSettings(StrictModel):
@@ -98,6 +105,7 @@ class DetectorsSettings(StrictModel):
 
     zscore: ZScoreSettings = ZScoreSettings()
     ewm_zscore: EwmZScoreSettings = EwmZScoreSettings()
+    flatline: FlatLineSettings = FlatLineSettings()
     hst: HstSettings = HstSettings()
     river_hst: RiverHstSettings = RiverHstSettings()
     multivariate: MultivariateSettings = MultivariateSettings()
@@ -106,19 +114,27 @@ class DetectorsSettings(StrictModel):
 class CalibrationSettings(StrictModel):
     """Turns each detector's raw scores into one score in [0, 1] comparable across streams.
 
-    The recent level of a raw score (mean of the last ``short_window`` scores) is compared
+    The recent level of a raw score (mean of its last ``n`` scores, for each ``n`` in
+    ``short_windows``: a short one for sudden changes, a long one for sustained ones) is compared
     with the stream's own history of that level (exponentially weighted mean and variance,
     ``halflife`` readings). Its upper tail probability ``p`` gives the surprise
     ``s = -log10(p)`` and the score ``s / (s + half_decades)``: 0.5 means "seen once in
     10**half_decades readings". ``combine`` merges the detectors' calibrated scores.
     """
 
-    short_window: int = Field(default=60, ge=1, le=1000)
+    short_windows: list[int] = Field(default_factory=lambda: [2, 60])
     halflife: float = Field(default=20000.0, gt=0)
     warmup: int = Field(default=100, ge=1)
     half_decades: float = Field(default=5.0, gt=0)
     combine: Literal["max", "mean"] = "max"
     std_floor: float = Field(default=1e-6, gt=0)
+
+    @field_validator("short_windows")
+    @classmethod
+    def _windows(cls, value: list[int]) -> list[int]:
+        if not value or any(not 1 <= n <= 1000 for n in value) or len(set(value)) != len(value):
+            raise ValueError(f"must be distinct window lengths between 1 and 1000, got {value}")
+        return sorted(value)
 
 
 class DecisionSettings(StrictModel):
@@ -127,7 +143,7 @@ class DecisionSettings(StrictModel):
     threshold: float = Field(default=0.5, ge=0, le=1)
     pending_readings: int = Field(default=1, ge=1)
     pending_seconds: float = Field(default=0.0, ge=0)
-    resolve_readings: int = Field(default=10, ge=1)
+    resolve_readings: int = Field(default=30, ge=1)
     resolve_threshold: float | None = Field(default=None, ge=0, le=1)
     flap_max_episodes: int = Field(default=3, ge=1)
     flap_window_seconds: float = Field(default=3600.0, ge=0)
@@ -183,7 +199,7 @@ class EngineSettings(StrictModel):
     """Everything the engine needs; the detector service's ``detector:`` section extends it."""
 
     detectors: DetectorsSettings = DetectorsSettings()
-    enabled: list[str] = Field(default_factory=lambda: ["zscore", "hst"])
+    enabled: list[str] = Field(default_factory=lambda: ["zscore", "ewm_zscore", "hst"])
     calibration: CalibrationSettings = CalibrationSettings()
     decision: DecisionSettings = DecisionSettings()
     streams: list[StreamRule] = []

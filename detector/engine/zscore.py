@@ -82,7 +82,7 @@ class EwmZScore(Base):
     __slots__ = ("halflife", "warmup", "std_floor", "std_floor_relative", "skip_above",
                  "max_skips", "n", "mean", "var", "skips", "_alpha")
 
-    def __init__(self, halflife: float = 500.0, warmup: int = 30, std_floor: float = 1e-9,
+    def __init__(self, halflife: float = 150.0, warmup: int = 30, std_floor: float = 1e-9,
                  std_floor_relative: float = 1e-4, skip_above: float | None = None,
                  max_skips: int = 100) -> None:
         self.halflife = halflife
