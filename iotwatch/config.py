@@ -338,6 +338,8 @@ def _describe(error: dict[str, Any], model: type[BaseModel], loc: list[str]) -> 
 def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
     current: Any = model
     for part in loc:
+        if part.isdigit():  # an item of a list of models: its model is already current
+            continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return []
         field = current.model_fields.get(part)
