@@ -76,3 +76,18 @@ def test_progress_is_logged_when_not_on_a_terminal(caplog) -> None:
         wait_until(lambda: "sent 20" in caplog.text, 30, what="two progress lines")
     finally:
         reporter.stop()
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_line_is_redrawn_in_place() -> None:
+    terminal = Terminal()
+    reporter = ProgressReporter(lambda: Progress(sent=7), interval_s=60, stream=terminal).start()
+    try:
+        wait_until(lambda: "\rsent 7" in terminal.getvalue(), 30, what="the live line")
+    finally:
+        reporter.stop()
+    assert terminal.getvalue().endswith("\x1b[K\n")  # cleared to the end, then a newline

@@ -142,9 +142,9 @@ def test_replay_over_mqtt_sends_every_row_in_order(mosquitto, tmp_path: Path) ->
         "publisher": {"progress_interval_s": 0}})
     collector = collect(mosquitto, f"iotwatch/readings/{site}/#")
     try:
-        # 5-minute steps at 3000x: the NAB file takes about 8 s of wall time.
+        # Paced: 5-minute steps at 15000x, the NAB file takes about 1.6 s of wall time.
         result = run_publisher(["--config", str(config), "--replay", "rec", "--site", site,
-                                "--speed", "3000"], cwd=tmp_path,
+                                "--speed", "15000"], cwd=tmp_path,
                                env=mosquitto.env("publisher"))
         assert result.returncode == 0, result.stderr
         collector.wait_for(80 + 25 * 8, timeout=60)
