@@ -142,6 +142,7 @@ def _run(options: DemoOptions, workdir: Path, stop: threading.Event,
             problems = _drain(traffic, receivers, publisher, stop, group)
             if stop.is_set():
                 return None
+            _save_metrics(workdir / "logs", {"detector": detector_url, "alerting": alerting_url})
             points = store.counts()
             delivered = receivers.lines()
         finally:
@@ -293,6 +294,14 @@ def _drain(traffic: Traffic, receivers: DemoReceivers, publisher: Child, stop: t
         if child.name in ("detector", "alerting") and not child.running():
             problems.append(f"{child.name} stopped early:\n{child.log_tail(10)}")
     return problems
+
+
+def _save_metrics(log_dir: Path, services: dict[str, str]) -> None:
+    """Each service's /metrics at the end of the run, kept with the logs for a post-mortem."""
+    for name, url in services.items():
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/metrics",
+                                                                  timeout=5) as response:
+            (log_dir / f"{name}.metrics.txt").write_bytes(response.read())
 
 
 def _log_to(path: Path) -> Callable[[], None]:

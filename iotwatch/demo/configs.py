@@ -28,7 +28,7 @@ READING_INTERVAL_S = 10.0
 WARMUP_S = 20.0
 # Wall seconds at the end without new faults, so the last one can be detected and resolved.
 COOL_DOWN_S = 8.0
-MIN_DURATION_S = WARMUP_S + COOL_DOWN_S + 2.0
+MIN_DURATION_S = WARMUP_S + COOL_DOWN_S + 7.0
 FLEET_DESCRIPTION = (f"a boiler house (2 boilers x 3 metrics, 1 pump x 2 metrics) at "
                      f"{SPEED:g}x real time, faults injected after {WARMUP_S:g} s")
 
@@ -68,8 +68,11 @@ def alerting_config(workdir: Path, *, http_port: int, smtp_port: int,
         "log": {"level": "INFO"},
         "alerting": {
             "database": str(workdir / "alerting" / "alerting.sqlite3"),
-            # Every alert its own group: the demo checks each one reached both receivers.
-            "route": {"receiver": "operators", "group_by": ["..."], "group_wait_s": 1,
+            # Every alert its own group (its fingerprint is site, device, metric and rule), so
+            # the demo can check each reached both receivers. Not "...": severity may change
+            # while an alert fires, and would split it across groups.
+            "route": {"receiver": "operators", "group_by": ["site", "device", "metric", "rule"],
+                      "group_wait_s": 1,
                       "group_interval_s": 2, "repeat_interval_s": 3600},
             "receivers": {"operators": {
                 "email": {"to": ["operators@example.com"], "from": "iotwatch-demo@localhost",
@@ -98,8 +101,9 @@ def demo_fleet(duration_s: float) -> dict[str, Any]:
     def at(fraction: float) -> float:
         return round((WARMUP_S + fraction * window) * SPEED, 3)
 
-    def plant(seconds: float) -> float:
-        return seconds * SPEED
+    def lasting(fraction: float, longest_s: float) -> float:
+        # Long enough to see, short enough to end before the cool-down.
+        return round(min(max(fraction * window, 1.0), longest_s) * SPEED, 3)
 
     return {
         "templates": {
@@ -121,11 +125,11 @@ def demo_fleet(duration_s: float) -> dict[str, Any]:
             {"stream": "boiler-house/boiler-1/supply_temp", "kind": "spike", "start_s": at(0.0),
              "params": {"magnitude": 25.0}},
             {"stream": "boiler-house/boiler-2/return_temp", "kind": "level_shift",
-             "start_s": at(0.25), "duration_s": plant(4.0), "params": {"delta": 12.0}},
+             "start_s": at(0.25), "duration_s": lasting(0.2, 4.0), "params": {"delta": 12.0}},
             {"stream": "boiler-house/pump-1/power", "kind": "garbage", "start_s": at(0.4),
              "params": {"mode": "malformed", "payload": "non_numeric"}},
             {"stream": "boiler-house/pump-1/flow", "kind": "noise_burst", "start_s": at(0.55),
-             "duration_s": plant(3.0), "params": {"std": 4.0}},
+             "duration_s": lasting(0.15, 3.0), "params": {"std": 4.0}},
             {"stream": "boiler-house/boiler-2/pressure", "kind": "spike", "start_s": at(0.85),
              "params": {"magnitude": 1.5}},
         ]},

@@ -121,12 +121,27 @@ class DeliveryScore:
 
 def score_deliveries(alerts: Iterable[AlertSeen],
                      delivered: dict[str, Iterable[tuple[str, str]]]) -> DeliveryScore:
-    """Every (fingerprint, state) published must have reached every receiver.
+    """Every alert that fired, and the state each alert ended in, must reach every receiver.
+
+    ``alerts`` are in the order they were published. A resolve followed by a new firing
+    of the same alert within the alerting service's group interval is legitimately folded
+    into one notification (as Alertmanager does), so only the firing and the last state of
+    each alert are required.
 
     >>> seen = [AlertSeen(("a", "b", "c"), "f1", "firing", 1.0)]
     >>> result = score_deliveries(seen, {"webhook": [("f1", "firing")], "email": []})
     >>> result.complete, sorted(result.missing("email"))
     (False, [('f1', 'firing')])
+    >>> flapping = seen + [AlertSeen(("a", "b", "c"), "f1", "resolved", 2.0),
+    ...                    AlertSeen(("a", "b", "c"), "f1", "firing", 3.0)]
+    >>> sorted(score_deliveries(flapping, {}).expected)
+    [('f1', 'firing')]
     """
-    return DeliveryScore({(a.fingerprint, a.state) for a in alerts},
-                         {name: set(items) for name, items in delivered.items()})
+    last: dict[str, str] = {}
+    expected: set[tuple[str, str]] = set()
+    for alert in alerts:
+        last[alert.fingerprint] = alert.state
+        if alert.state == "firing":
+            expected.add((alert.fingerprint, "firing"))
+    expected |= set(last.items())
+    return DeliveryScore(expected, {name: set(items) for name, items in delivered.items()})

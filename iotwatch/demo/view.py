@@ -121,7 +121,8 @@ def render_summary(summary: Summary) -> str:
     for alarm in faults.false_alarms:
         lines.append(f"  false alarm {'/'.join(alarm.stream)} (alert {alarm.fingerprint})")
     deliveries = summary.deliveries
-    lines.append(f"alert notifications published: {len(deliveries.expected)}")
+    lines.append(f"alert notifications expected (each firing, and each alert's last state): "
+                 f"{len(deliveries.expected)}")
     for receiver in sorted(deliveries.delivered):
         missing = deliveries.missing(receiver)
         got = len(deliveries.expected) - len(missing)
