@@ -5,7 +5,7 @@ detector scores one value per reading; a device detector scores a device's metri
 An unknown name in ``enabled`` is a configuration error listing the known ones.
 
 >>> univariate_names()
-['ewm_zscore', 'flatline', 'hst', 'random', 'river_hst', 'zscore']
+['diff_zscore', 'ewm_zscore', 'flatline', 'hst', 'random', 'river_hst', 'zscore']
 >>> from detector.engine.settings import EngineSettings
 >>> create("zscore", EngineSettings(), StreamContext())
 ZScore(warmup=30, std_floor=1e-09, std_floor_relative=0.0001, skip_above=None, max_skips=100)
@@ -92,6 +92,13 @@ def _ewm_zscore(settings: EngineSettings, context: StreamContext) -> Detector[An
     from detector.engine.zscore import EwmZScore
 
     return EwmZScore(**settings.detectors.ewm_zscore.model_dump())
+
+
+@register("diff_zscore", "stream", "EWM z-score of the step from the previous reading")
+def _diff_zscore(settings: EngineSettings, context: StreamContext) -> Detector[Any]:
+    from detector.engine.zscore import DiffZScore
+
+    return DiffZScore(**settings.detectors.diff_zscore.model_dump())
 
 
 @register("hst", "stream", "compact half-space trees with a shared structure, on a feature window")

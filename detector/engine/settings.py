@@ -5,12 +5,12 @@ service nests these under its ``detector:`` section, so a key path such as
 ``detectors.hst.window_size`` reads ``detector.detectors.hst.window_size`` there.
 
 >>> EngineSettings().enabled
-['zscore', 'ewm_zscore', 'hst']
+['zscore', 'ewm_zscore', 'diff_zscore', 'hst']
 >>> from iotwatch.config import errors_of
 >>> errors_of(EngineSettings, {"detectors": {"hst": {"window_size": 0}}})
 ['detectors.hst.window_size: must be >= 1, got 0']
 >>> errors_of(EngineSettings, {"enabled": ["zscore", "nope"]})[0][:48]
-"enabled: unknown detector 'nope' (known: ewm_zsc"
+"enabled: unknown detector 'nope' (known: diff_zs"
 """
 
 from __future__ import annotations
@@ -43,6 +43,15 @@ class EwmZScoreSettings(StrictModel):
     std_floor_relative: float = Field(default=1e-4, ge=0)
     skip_above: float | None = Field(default=None, gt=0)
     max_skips: int = Field(default=100, ge=0)
+
+
+class DiffZScoreSettings(StrictModel):
+    """Exponentially weighted z-score of the step from the previous reading."""
+
+    halflife: float = Field(default=500.0, gt=0)
+    warmup: int = Field(default=30, ge=1)
+    std_floor: float = Field(default=1e-9, ge=0)
+    std_floor_relative: float = Field(default=1e-4, ge=0)
 
 
 class FlatLineSettings(StrictModel):
@@ -91,7 +100,7 @@ class MultivariateSettings(StrictModel):
     """The per-device detector over the vector of a device's metrics."""
 
     enabled: bool = True
-    method: Literal["device_hst", "mahalanobis"] = "device_hst"
+    method: Literal["device_hst", "mahalanobis"] = "mahalanobis"
     n_trees: int = Field(default=10, ge=1, le=100)
     height: int = Field(default=8, ge=1, le=14)
     window_size: int = Field(default=250, ge=1, le=65535)
@@ -105,6 +114,7 @@ class DetectorsSettings(StrictModel):
 
     zscore: ZScoreSettings = ZScoreSettings()
     ewm_zscore: EwmZScoreSettings = EwmZScoreSettings()
+    diff_zscore: DiffZScoreSettings = DiffZScoreSettings()
     flatline: FlatLineSettings = FlatLineSettings()
     hst: HstSettings = HstSettings()
     river_hst: RiverHstSettings = RiverHstSettings()
@@ -140,10 +150,10 @@ class CalibrationSettings(StrictModel):
 class DecisionSettings(StrictModel):
     """When a calibrated score becomes an alert, and when the alert ends."""
 
-    threshold: float = Field(default=0.5, ge=0, le=1)
+    threshold: float = Field(default=0.65, ge=0, le=1)
     pending_readings: int = Field(default=1, ge=1)
     pending_seconds: float = Field(default=0.0, ge=0)
-    resolve_readings: int = Field(default=30, ge=1)
+    resolve_readings: int = Field(default=60, ge=1)
     resolve_threshold: float | None = Field(default=None, ge=0, le=1)
     flap_max_episodes: int = Field(default=3, ge=1)
     flap_window_seconds: float = Field(default=3600.0, ge=0)
@@ -199,7 +209,8 @@ class EngineSettings(StrictModel):
     """Everything the engine needs; the detector service's ``detector:`` section extends it."""
 
     detectors: DetectorsSettings = DetectorsSettings()
-    enabled: list[str] = Field(default_factory=lambda: ["zscore", "ewm_zscore", "hst"])
+    enabled: list[str] = Field(
+        default_factory=lambda: ["zscore", "ewm_zscore", "diff_zscore", "hst"])
     calibration: CalibrationSettings = CalibrationSettings()
     decision: DecisionSettings = DecisionSettings()
     streams: list[StreamRule] = []

@@ -128,3 +128,63 @@ class EwmZScore(Base):
     def load_state(self, state: dict[str, Any]) -> None:
         self.n, self.mean, self.var, self.skips = (
             int(state["n"]), float(state["mean"]), float(state["var"]), int(state["skips"]))
+
+
+class DiffZScore(Base):
+    """EWM z-score of the first difference: how unusual this step is, cycle or not.
+
+    A daily cycle or slow drift makes values far from their long-run mean without
+    anything being wrong, and widens the spread a value z-score measures against; steps
+    from one reading to the next stay small. A spike, the onset of a level shift or a
+    burst of noise is a step far larger than the stream's usual ones.
+
+    >>> detector = DiffZScore(halflife=100, warmup=5)
+    >>> for i in range(50):
+    ...     detector.learn_one(20.0 + 0.05 * i + 0.1 * (i % 2))  # a ramp with jitter
+    >>> detector.score_one(22.6) < 3 < detector.score_one(26.0)
+    True
+    """
+
+    __slots__ = ("halflife", "warmup", "std_floor", "std_floor_relative", "n", "last",
+                 "steps")
+
+    def __init__(self, halflife: float = 500.0, warmup: int = 30, std_floor: float = 1e-9,
+                 std_floor_relative: float = 1e-4) -> None:
+        self.halflife = halflife
+        self.warmup = warmup
+        self.std_floor = std_floor
+        self.std_floor_relative = std_floor_relative
+        self.n = 0
+        self.last = 0.0
+        self.steps = EwmZScore(halflife, warmup, std_floor, 0.0)
+
+    @property
+    def ready(self) -> bool:
+        return self.steps.ready
+
+    def _floor(self) -> float:
+        relative = self.std_floor_relative * abs(self.last)
+        return relative if relative > self.std_floor else self.std_floor
+
+    def score_one(self, x: float) -> float:
+        if not self.n:
+            return 0.0
+        steps = self.steps
+        if not steps.ready:
+            return 0.0
+        std = math.sqrt(steps.var)
+        floor = self._floor()
+        return abs(x - self.last - steps.mean) / (std if std > floor else floor)
+
+    def learn_one(self, x: float) -> None:
+        if self.n:
+            self.steps.learn_one(x - self.last)
+        self.last = x
+        self.n += 1
+
+    def state(self) -> dict[str, Any]:
+        return {"n": self.n, "last": self.last, "steps": self.steps.state()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.n, self.last = int(state["n"]), float(state["last"])
+        self.steps.load_state(state["steps"])

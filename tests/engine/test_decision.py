@@ -5,7 +5,7 @@ import pytest
 from detector.engine.decision import AlertMachine
 from detector.engine.settings import DecisionSettings
 
-# Each case: decision settings, the calibrated score of readings at ts = 0, 1, 2, ...
+# Each case: decision settings (threshold 0.5 unless given), the calibrated score of readings at ts = 0, 1, 2, ...
 # and the expected transitions as (state, ts, started_at, severity).
 CASES = {
     "quiet stream": (
@@ -48,7 +48,7 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_transitions(case):
     overrides, scores, expected = CASES[case]
-    machine = AlertMachine(DecisionSettings(**overrides), "fp-1")
+    machine = AlertMachine(DecisionSettings(**{"threshold": 0.5, **overrides}), "fp-1")
     events = [machine.step(float(ts), 10.0, score, {"zscore": score})
               for ts, score in enumerate(scores)]
     got = [(e.state, e.ts, e.started_at, e.severity) for e in events if e is not None]
