@@ -100,10 +100,19 @@ def test_stream_rules_apply_in_order_to_matching_streams_only():
     two = engine.process("plant", "boiler-2", "temperature", 0.0, 20.0)
     other = engine.process("plant", "boiler-1", "pressure", 0.0, 1.0)
     assert (one.threshold, two.threshold, other.threshold) == (0.7, 0.9, 0.65)
-    assert list(one.scores) == ["zscore", "ewm_zscore", "diff_zscore", "hst"]
+    assert list(one.scores) == ["zscore", "ewm_zscore", "diff_zscore"]
     assert list(two.scores) == ["zscore"]
-    hst = engine._streams["plant/boiler-1/temperature"].detectors[3]
-    assert hst.value_range == (-40.0, 125.0)
+
+
+def test_a_declared_range_reaches_the_tree_detectors():
+    settings = EngineSettings.model_validate({"enabled": ["hst", "river_hst"], "streams": [
+        {"match": "+/+/temperature", "range": [-40, 125]}]})
+    engine = Engine(settings)
+    engine.process("plant", "boiler-1", "temperature", 0.0, 20.0)
+    engine.process("plant", "boiler-1", "pressure", 0.0, 1.0)
+    hst, river = engine._streams["plant/boiler-1/temperature"].detectors
+    assert hst.value_range == river.value_range == (-40.0, 125.0)
+    assert engine._streams["plant/boiler-1/pressure"].detectors[0].value_range is None
 
 
 def test_device_detector_scores_the_metric_vector():
