@@ -76,7 +76,7 @@ def run(config: AlertingFile, stop: threading.Event | None = None) -> int:
                for specs in targets.values() for spec in specs}
     # 4-6. mute -> de-duplicate -> outbox, at each flush
     notify = NotifyStage(targets, silences, inhibitor, active.firing,
-                         Deduplicator(nflog.get, clock), outbox, metrics,
+                         Deduplicator(nflog.get, clock, told=nflog.told_firing), outbox, metrics,
                          wake=lambda target: workers[target].wake(), clock=clock)
 
     # 2-3. route -> group

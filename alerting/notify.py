@@ -81,7 +81,8 @@ class NotifyStage:
             decision = self.dedup.decide(
                 spec.target, flush.group_key, flush.group_labels, kept,
                 send_resolved=spec.send_resolved, repeat_interval_s=flush.route.repeat_interval_s,
-                max_alerts=spec.max_alerts)
+                max_alerts=spec.max_alerts, changed=flush.changed, holders=flush.holders,
+                moved_out=flush.moved_out)
             if decision is not None:
                 decisions.append(decision)
         if not decisions:

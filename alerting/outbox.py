@@ -57,6 +57,8 @@ class Outbox:
         with self.db.transaction() as conn:
             for decision in decisions:
                 NotificationLog.put(conn, decision.target, decision.group_key, decision.entry)
+                for group_key, entry in decision.released:
+                    NotificationLog.put(conn, decision.target, group_key, entry)
                 note = decision.notification
                 if note is None:
                     continue

@@ -24,7 +24,7 @@ import contextlib
 import fcntl
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +177,22 @@ class NotificationLog:
         firing, resolved, sent_at, seq = rows[0]
         return LogEntry(frozenset(orjson.loads(firing)), frozenset(orjson.loads(resolved)),
                         sent_at, seq)
+
+    def told_firing(self, target: Target, fingerprints: Collection[str]
+                    ) -> dict[str, set[str]]:
+        """Per fingerprint, the groups whose last notification to ``target`` had it firing."""
+        fingerprints = sorted(fingerprints)
+        if not fingerprints:
+            return {}
+        marks = ",".join("?" * len(fingerprints))
+        rows = self.db.query(
+            "SELECT nflog.group_key, fired.value FROM nflog, json_each(nflog.firing) AS fired "
+            f"WHERE nflog.target = ? AND fired.value IN ({marks})",
+            (target.name, *fingerprints))
+        told: dict[str, set[str]] = {}
+        for group_key, fingerprint in rows:
+            told.setdefault(fingerprint, set()).add(group_key)
+        return told
 
     @staticmethod
     def put(conn: sqlite3.Connection, target: Target, group_key: str, entry: LogEntry) -> None:
