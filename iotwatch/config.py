@@ -25,7 +25,8 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from types import UnionType
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -337,8 +338,12 @@ def _describe(error: dict[str, Any], model: type[BaseModel], loc: list[str]) -> 
 
 def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
     current: Any = model
+    key_next = False  # the next part is a key of a mapping field, not a field name
     for part in loc:
-        if part.isdigit():  # an item of a list of models: its model is already current
+        if key_next or part.isdigit():
+            # A value of dict[str, Model] or an item of a list of models: its model is
+            # already current.
+            key_next = False
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return []
@@ -346,9 +351,18 @@ def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
         if field is None:
             return []
         current = _model_in(field.annotation)
+        key_next = _is_mapping(field.annotation)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)
     return []
+
+
+def _is_mapping(annotation: Any) -> bool:
+    """True for ``dict[...]``/``Mapping[...]``, also inside ``X | None``."""
+    origin = get_origin(annotation)
+    if isinstance(origin, type) and issubclass(origin, Mapping):
+        return True
+    return origin in (Union, UnionType) and any(_is_mapping(a) for a in get_args(annotation))
 
 
 def _model_in(annotation: Any) -> Any:

@@ -30,6 +30,8 @@ class Detectors(StrictModel):
 
 class Section(StrictModel):
     detectors: Detectors = Detectors()
+    named: dict[str, Hst] = {}
+    maybe_named: dict[str, Hst] | None = None
     threshold: float = Field(default=0.99, gt=0, lt=1)
     mode: str = "online"
 
@@ -51,6 +53,10 @@ class File(StrictModel):
     ({"detector": {"detectors": {"hst": {"windowsize": 3}}}},
      "detector.detectors.hst.windowsize: unknown key (expected one of: window_size, n_trees)"),
     ({"detectr": {}}, "detectr: unknown key (expected one of: mqtt, influxdb, log, detector)"),
+    ({"detector": {"named": {"a": {"trees": 3}}}},  # the key "a" is a name, not a field
+     "detector.named.a.trees: unknown key (expected one of: window_size, n_trees)"),
+    ({"detector": {"maybe_named": {"n_trees": {"trees": 3}}}},
+     "detector.maybe_named.n_trees.trees: unknown key (expected one of: window_size, n_trees)"),
     ({"mqtt": {"port": 70000}}, "mqtt.port: must be <= 65535, got 70000"),
     ({"mqtt": {"qos": 2}}, "mqtt.qos: must be one of 0 or 1, got 2"),
     ({"mqtt": {"topic_prefix": "a/+/b"}}, "mqtt.topic_prefix: must be topic levels"),
