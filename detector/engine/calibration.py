@@ -23,6 +23,7 @@ True
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any
 
 _LN10 = math.log(10.0)
@@ -48,7 +49,7 @@ class _History:
     __slots__ = ("recent", "sums", "n", "mean", "var")
 
     def __init__(self, windows: int) -> None:
-        self.recent: list[float] = []     # the last (longest window - 1) raw scores
+        self.recent = array("d")          # the last (longest window - 1) raw scores
         self.sums = [0.0] * windows       # per window w: sum of the last w - 1 of them
         self.n = 0                        # levels learned
         self.mean = [0.0] * windows       # per window: weighted mean and variance of levels
@@ -151,7 +152,7 @@ class Calibrator:
         histories = []
         for saved in state["histories"]:
             history = _History(len(self.short_windows))
-            history.recent = [float(v) for v in saved["recent"]]
+            history.recent = array("d", [float(v) for v in saved["recent"]])
             history.sums = [float(v) for v in saved["sums"]]
             history.n = int(saved["n"])
             history.mean = [float(v) for v in saved["mean"]]
