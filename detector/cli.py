@@ -29,8 +29,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, DetectorFile)
     except ConfigError as exc:
-        for line in exc.errors:
-            print(f"{exc.source}: {line}", file=sys.stderr)
+        print(exc, file=sys.stderr)
         return EXIT_CONFIG
     if args.check:
         print(f"{args.config}: ok")

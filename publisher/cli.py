@@ -59,8 +59,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config, fleet, source_name = _load(args)
     except ConfigError as exc:
-        for line in exc.errors:
-            print(f"{exc.source}: {line}" if exc.source else line, file=sys.stderr)
+        print(exc, file=sys.stderr)
         return EXIT_CONFIG
     if args.check:
         print(f"{source_name}: ok")
@@ -74,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"iotwatch publish: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except ConfigError as exc:
-        for line in exc.errors:
-            print(f"{exc.source}: {line}" if exc.source else line, file=sys.stderr)
+        print(exc, file=sys.stderr)
         return EXIT_CONFIG
 
 
