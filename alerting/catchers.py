@@ -47,25 +47,7 @@ import orjson
 
 from alerting.receivers.email import ALERTS_HEADER, IDEMPOTENCY_HEADER
 from alerting.receivers.webhook import verify_signature
-
-
-def _free_port(host: str) -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
+from iotwatch.ports import free_port, wait_until
 
 
 def make_dev_cert(directory: Path, hostname: str = "localhost") -> tuple[Path, Path]:
@@ -153,7 +135,7 @@ class SmtpCatcher:
                  implicit_tls: bool = False, require_tls: bool = False,
                  echo: bool = False, json_lines: bool = False) -> None:
         self.host = host
-        self.port = port or _free_port(host)
+        self.port = port or free_port(host)
         self.users = users
         self.cert = cert
         self.implicit_tls = implicit_tls
@@ -241,7 +223,7 @@ class SmtpCatcher:
 
     def wait_for(self, n: int, timeout: float = 30.0) -> list[CaughtEmail]:
         """Wait until ``n`` distinct messages arrived; return them."""
-        _wait(lambda: len(self.unique()) >= n, timeout, f"{n} e-mail(s) on port {self.port}")
+        wait_until(lambda: len(self.unique()) >= n, timeout, f"{n} e-mail(s) on port {self.port}")
         return self.unique()
 
 
@@ -366,13 +348,13 @@ class WebhookCatcher:
 
     def wait_for(self, n: int, timeout: float = 30.0) -> list[CaughtRequest]:
         """Wait until ``n`` distinct notifications were accepted; return them."""
-        _wait(lambda: len(self.unique()) >= n, timeout,
+        wait_until(lambda: len(self.unique()) >= n, timeout,
               f"{n} accepted webhook request(s) on port {self.port}")
         return self.unique()
 
     def wait_for_requests(self, n: int, timeout: float = 30.0) -> list[CaughtRequest]:
         """Wait until ``n`` requests arrived, whatever they were answered."""
-        _wait(lambda: len(self.requests) >= n, timeout, f"{n} webhook request(s)")
+        wait_until(lambda: len(self.requests) >= n, timeout, f"{n} webhook request(s)")
         return self.requests
 
     def _handler_class(self):

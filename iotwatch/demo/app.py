@@ -32,7 +32,6 @@ import yaml
 from iotwatch.config import MqttSettings
 from iotwatch.demo import configs
 from iotwatch.demo.brokers import BrokerError, DemoBroker, start_broker
-from iotwatch.demo.netutil import free_port
 from iotwatch.demo.observe import Traffic
 from iotwatch.demo.processes import Child, ProcessGroup
 from iotwatch.demo.receivers import DemoReceivers, start_receivers
@@ -47,6 +46,7 @@ from iotwatch.demo.view import (
     render_summary,
 )
 from iotwatch.mqtt import connect, make_client
+from iotwatch.ports import free_port
 from iotwatch.topics import Topics
 
 EXIT_PASS, EXIT_FAIL, EXIT_INTERRUPTED = 0, 1, 130

@@ -24,8 +24,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iotwatch.demo.netutil import free_port, wait_for_port
 from iotwatch.demo.processes import ProcessGroup
+from iotwatch.ports import free_port, wait_for_port
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 MOSQUITTO_DIR = PROJECT_DIR / "mosquitto"

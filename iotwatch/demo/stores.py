@@ -23,8 +23,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from iotwatch.demo.netutil import free_port
 from iotwatch.demo.processes import ProcessGroup
+from iotwatch.ports import free_port
 
 DATABASE = "iotwatch"
 

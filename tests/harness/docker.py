@@ -19,7 +19,7 @@ from typing import Any
 
 from .influx import InfluxDB1
 from .mosquitto import PROJECT_ACL, PROJECT_CONF, Broker, Credentials
-from .process import HarnessError, free_port, http_ready, tcp_ready
+from .process import HarnessError, free_port, http_ready, port_open
 from .victoria import FLAGS as VM_FLAGS
 from .victoria import VictoriaMetrics
 
@@ -101,7 +101,7 @@ def start_docker_broker(workdir: Path, credentials: Credentials) -> Broker:
                  .with_volume_mapping(str(config), "/mosquitto/config", "rw")
                  .with_bind_ports(1883, ("127.0.0.1", port))
                  .with_bind_ports(8883, ("127.0.0.1", tls_port)))
-    server = ContainerServer("mosquitto", container, lambda: tcp_ready("127.0.0.1", port))
+    server = ContainerServer("mosquitto", container, lambda: port_open("127.0.0.1", port))
     server.start()
     return Broker(host="127.0.0.1", port=port, tls_port=tls_port, credentials=credentials,
                   server=server)

@@ -33,7 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from .process import HarnessError, ServerProcess, find_binary, free_port, tcp_ready
+from .process import HarnessError, ServerProcess, find_binary, free_port, port_open
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 MOSQUITTO_DIR = PROJECT_DIR / "mosquitto"
@@ -256,7 +256,7 @@ class Broker:
 
     def is_running(self) -> bool:
         if self.server is None:
-            return tcp_ready(self.host, self.port)
+            return port_open(self.host, self.port)
         return self.server.is_running()
 
     def start(self) -> None:
@@ -359,7 +359,7 @@ def _prepare_local(binary: str, workdir: Path, credentials: Credentials, port: i
         "mosquitto", [binary, "-c", str(conf_file)], workdir / "mosquitto.log",
         # Mosquitto opens every listener before it accepts on any: one port will do
         # (probing the TLS port with plain TCP only fills the log with SSL errors).
-        ready=lambda: tcp_ready(Broker.host, port))
+        ready=lambda: port_open(Broker.host, port))
     return Broker(host=Broker.host, port=port, tls_port=tls_port, credentials=credentials,
                   server=server, runtime_dir=runtime)
 

@@ -1,10 +1,7 @@
-"""Server processes for tests: free ports, binaries, readiness polling, sure teardown.
+"""Server processes for tests: binaries, readiness polling, sure teardown.
 
->>> port = free_port()
->>> 1024 < port < 65536
-True
->>> wait_until(lambda: 42, timeout=1, what="the answer")
-42
+Free ports and polling come from ``iotwatch.ports`` (shared with the demo) and are
+re-exported here as part of the harness's API.
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,9 +18,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
 
-T = TypeVar("T")
+from iotwatch.ports import free_port, port_open, wait_until
+
+__all__ = ["HarnessError", "ServerProcess", "find_binary", "free_port", "http_ready",
+           "port_open", "wait_until"]
+
 
 GUARD = Path(__file__).with_name("_guard.py")
 STARTUP_TIMEOUT_S = 60.0
@@ -37,39 +36,6 @@ _SYSTEM_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/
 
 class HarnessError(RuntimeError):
     """A test server could not be found, started, reached or used."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.05,
-               what: str = "condition") -> T:
-    """Poll ``predicate`` until it returns something truthy; return that value.
-
-    Raises TimeoutError naming ``what`` after ``timeout`` seconds. Use generous
-    timeouts: they cost nothing when things work and the machine may be loaded.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
-
-
-def tcp_ready(host: str, port: int) -> bool:
-    """True when something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
 
 
 def http_ready(url: str, expect: Sequence[int] = (200, 204)) -> bool:
