@@ -29,6 +29,8 @@ from typing import Any
 _LN10 = math.log(10.0)
 _SQRT2 = math.sqrt(2.0)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_Z_MAX = 1e100
+RAW_MAX = 1e100  # a larger raw score (or inf) is taken as this; nan as 0
 
 
 def surprise(z: float) -> float:
@@ -36,9 +38,13 @@ def surprise(z: float) -> float:
 
     >>> round(surprise(0.0), 4), round(surprise(4.2649), 2), round(surprise(40.0), 1)
     (0.301, 5.0, 349.4)
+    >>> math.isfinite(surprise(1e300)) and surprise(1e300) == surprise(math.inf)
+    True
     """
     if z < 30.0:
         return -math.log(0.5 * math.erfc(z / _SQRT2)) / _LN10
+    if z > _Z_MAX:  # z * z would overflow; far beyond any meaningful difference anyway
+        z = _Z_MAX
     # Mills ratio asymptote; erfc underflows beyond ~38
     return (0.5 * z * z + math.log(z) + _LOG_SQRT_2PI) / _LN10
 
@@ -60,12 +66,13 @@ class Calibrator:
     """Calibration state of one stream for ``n_detectors`` raw scores."""
 
     __slots__ = ("n_detectors", "short_windows", "halflife", "warmup", "half_decades",
-                 "combine", "std_floor", "surprises", "histories", "_alpha", "_keep")
+                 "combine", "std_floor", "winsorize", "surprises", "histories", "_alpha",
+                 "_keep")
 
     def __init__(self, n_detectors: int, short_windows: tuple[int, ...] = (2, 60),
                  halflife: float = 20000.0, warmup: int = 100, half_decades: float = 5.0,
                  combine: str = "max", std_floor: float = 1e-6,
-                 surprises: tuple[bool, ...] = ()) -> None:
+                 winsorize: float | None = 20.0, surprises: tuple[bool, ...] = ()) -> None:
         self.n_detectors = n_detectors
         # Detectors whose raw score is already a surprise in decades: used as it is.
         self.surprises = tuple(surprises) or (False,) * n_detectors
@@ -75,6 +82,9 @@ class Calibrator:
         self.half_decades = half_decades
         self.combine = combine
         self.std_floor = std_floor
+        # Learn a raw score / level at most this many standard deviations above the
+        # stream's history of it: one absurd reading cannot wreck the history.
+        self.winsorize = winsorize
         self._alpha = 1.0 - 0.5 ** (1.0 / halflife)
         self._keep = max(self.short_windows) - 1
         self.histories = [_History(len(self.short_windows)) for _ in range(n_detectors)]
@@ -97,6 +107,8 @@ class Calibrator:
         windows = self.short_windows
         std_floor = self.std_floor
         for index, raw in enumerate(raws):
+            if not raw <= RAW_MAX:  # inf, or nan (never from a sane detector)
+                raw = RAW_MAX if raw > 0 else 0.0
             if self.surprises[index]:
                 calibrated = raw / (raw + self.half_decades) if raw > 0 else 0.0
                 total += calibrated
@@ -122,6 +134,21 @@ class Calibrator:
                     best = calibrated
             if ready is None or not ready[index]:
                 continue
+            if self.winsorize is not None and history.n >= self.warmup:
+                # Robust learning: clip the raw score (it stays in the windows) and every
+                # level at `winsorize` standard deviations above their history.
+                width = self.winsorize
+                std = math.sqrt(variances[0])
+                limit = means[0] + width * (std if std > std_floor else std_floor)
+                if raw > limit:
+                    raw = limit
+                    levels = [(sums[k] + raw) / ((w - 1 if w - 1 < held else held) + 1)
+                              for k, w in enumerate(windows)]
+                for k, level in enumerate(levels):
+                    std = math.sqrt(variances[k])
+                    limit = means[k] + width * (std if std > std_floor else std_floor)
+                    if level > limit:
+                        levels[k] = limit
             n = history.n = history.n + 1
             alpha = self._alpha if self._alpha * n > 1.0 else 1.0 / n
             for k, level in enumerate(levels):

@@ -36,6 +36,7 @@ from detector.engine.streams import matches
 from iotwatch.contracts import alert_fingerprint
 
 DEVICE_METRIC = "_device"
+VALUE_LIMIT = 1e100  # what detectors see of a larger |value|
 _DECISION_OVERRIDES = ("threshold", "pending_readings", "pending_seconds", "resolve_readings",
                        "resolve_threshold", "critical_score")
 
@@ -158,9 +159,15 @@ class Engine:
         if stream is None:
             stream = self._streams[key] = self._new_device(site, device, tuple(sorted(values)))
         value = max(values.values()) if values else 0.0
+        if not all(-VALUE_LIMIT <= v <= VALUE_LIMIT for v in values.values()):
+            values = {k: min(max(v, -VALUE_LIMIT), VALUE_LIMIT) for k, v in values.items()}
         return self._run(stream, ts, values, value, learn=True)
 
     def _run(self, stream: _Stream, ts: float, x: Any, value: float, learn: bool) -> Outcome:
+        if not isinstance(x, dict) and not -VALUE_LIMIT <= x <= VALUE_LIMIT and x == x:
+            # Detectors see |x| <= 1e100: their squares and sums stay finite, and such a
+            # value is as anomalous as any larger one. The outcome keeps the real value.
+            x = VALUE_LIMIT if x > 0 else -VALUE_LIMIT
         detectors = stream.detectors
         raws = [detector.score_one(x) for detector in detectors]
         scores = dict(zip(stream.names, raws, strict=True))

@@ -10,6 +10,11 @@ Half-space trees split the unit cube at random, so every feature must live in [0
 - ``mean`` / ``std``: mean and spread of the last ``rolling`` values.
 - ``lag1`` .. ``lag3``: earlier scaled values.
 
+The standardiser learns winsorised values and steps (at most ``ROBUST_WIDTH`` standard
+deviations out, after ``ROBUST_AFTER`` readings), so one absurd reading does not squash
+every later feature towards 0.5; a real level shift is absorbed within a few hundred
+readings as the variance grows.
+
 A single raw value is barely better than random for HST on real data; its shape over a
 few readings (jumps, plateaus, noise bursts) is what makes a reading stand out.
 
@@ -26,6 +31,10 @@ from collections import deque
 from typing import Any
 
 _LAGS = {"lag1": 1, "lag2": 2, "lag3": 3}
+# Robust learning of the standardiser: after this many readings, a value (a step) is
+# learned at most ROBUST_WIDTH standard deviations from the mean (of steps: from 0).
+ROBUST_AFTER = 30
+ROBUST_WIDTH = 8.0
 
 
 class FeatureWindow:
@@ -108,10 +117,16 @@ class FeatureWindow:
 
     def learn(self, value: float) -> None:
         recent = self.recent
+        robust = self.n >= ROBUST_AFTER
         if recent:
             diff = value - recent[-1]
             alpha = max(self._alpha, 1.0 / self.n)
-            self.diff_var = (1.0 - alpha) * self.diff_var + alpha * diff * diff
+            square = diff * diff
+            if robust:  # winsorised: one glitch cannot blow up the scale of steps
+                limit = ROBUST_WIDTH * ROBUST_WIDTH * self.diff_var
+                if square > limit > 0:
+                    square = limit
+            self.diff_var = (1.0 - alpha) * self.diff_var + alpha * square
         self.n += 1
         if self.n == 1:
             self.low = self.high = value
@@ -120,6 +135,12 @@ class FeatureWindow:
         elif value > self.high:
             self.high = value
         alpha = max(self._alpha, 1.0 / self.n)
+        if robust and self.var > 0:  # winsorised at ROBUST_WIDTH standard deviations
+            limit = ROBUST_WIDTH * math.sqrt(self.var)
+            if value > self.mean + limit:
+                value = self.mean + limit
+            elif value < self.mean - limit:
+                value = self.mean - limit
         delta = value - self.mean
         increment = alpha * delta
         self.mean += increment

@@ -8,7 +8,7 @@ An unknown name in ``enabled`` is a configuration error listing the known ones.
 ['diff_zscore', 'ewm_zscore', 'flatline', 'hst', 'random', 'river_hst', 'zscore']
 >>> from detector.engine.settings import EngineSettings
 >>> create("zscore", EngineSettings(), StreamContext())
-ZScore(warmup=30, std_floor=1e-09, std_floor_relative=0.0001, skip_above=None, max_skips=100)
+ZScore(warmup=30, std_floor=1e-09, std_floor_relative=0.0001, skip_above=100.0, max_skips=10)
 """
 
 from __future__ import annotations

@@ -21,6 +21,11 @@ from pydantic import Field, field_validator, model_validator
 
 from iotwatch.config import StrictModel
 
+# Robust learning: a reading whose raw z-score is above SKIP_ABOVE is not learned, up to
+# MAX_SKIPS in a row (then a lasting change is learned). See docs/detection.md.
+SKIP_ABOVE = 100.0
+MAX_SKIPS = 10
+
 FeatureName = Literal["value", "diff", "mean", "std", "lag1", "lag2", "lag3"]
 
 
@@ -30,8 +35,8 @@ class ZScoreSettings(StrictModel):
     warmup: int = Field(default=30, ge=1)
     std_floor: float = Field(default=1e-9, ge=0)
     std_floor_relative: float = Field(default=1e-4, ge=0)
-    skip_above: float | None = Field(default=None, gt=0)
-    max_skips: int = Field(default=100, ge=0)
+    skip_above: float | None = Field(default=SKIP_ABOVE, gt=0)
+    max_skips: int = Field(default=MAX_SKIPS, ge=0)
 
 
 class EwmZScoreSettings(StrictModel):
@@ -41,8 +46,8 @@ class EwmZScoreSettings(StrictModel):
     warmup: int = Field(default=30, ge=1)
     std_floor: float = Field(default=1e-9, ge=0)
     std_floor_relative: float = Field(default=1e-4, ge=0)
-    skip_above: float | None = Field(default=None, gt=0)
-    max_skips: int = Field(default=100, ge=0)
+    skip_above: float | None = Field(default=SKIP_ABOVE, gt=0)
+    max_skips: int = Field(default=MAX_SKIPS, ge=0)
 
 
 class DiffZScoreSettings(StrictModel):
@@ -52,6 +57,8 @@ class DiffZScoreSettings(StrictModel):
     warmup: int = Field(default=30, ge=1)
     std_floor: float = Field(default=1e-9, ge=0)
     std_floor_relative: float = Field(default=1e-4, ge=0)
+    # A step is learned at most this many standard deviations from the mean step.
+    winsorize: float | None = Field(default=16.0, gt=0)
 
 
 class FlatLineSettings(StrictModel):
@@ -138,6 +145,9 @@ class CalibrationSettings(StrictModel):
     half_decades: float = Field(default=5.0, gt=0)
     combine: Literal["max", "mean"] = "max"
     std_floor: float = Field(default=1e-6, gt=0)
+    # Robust learning: a raw score or level is learned at most this many standard
+    # deviations above the stream's history of it (null: learned as it is).
+    winsorize: float | None = Field(default=20.0, gt=0)
 
     @field_validator("short_windows")
     @classmethod

@@ -2,9 +2,10 @@
 
 The raw score is ``|x - mean| / std``. Both return 0 during an explicit warm-up,
 floor the standard deviation (a flat line would otherwise make any change infinitely
-anomalous), and can refuse to learn readings whose score exceeds ``skip_above`` so an
-anomaly does not pollute the baseline; after ``max_skips`` refusals in a row they
-learn again, so a lasting level shift becomes the new normal.
+anomalous), and refuse to learn readings whose score exceeds ``skip_above`` so a glitch
+or an anomaly does not pollute the baseline; after ``max_skips`` refusals in a row they
+learn everything again until a reading scores normal, so a lasting level shift becomes
+the new normal.
 
 >>> detector = EwmZScore(halflife=50, warmup=5)
 >>> for x in [20.0, 20.5, 19.5, 20.2, 19.8, 20.1]:
@@ -19,6 +20,24 @@ import math
 from typing import Any
 
 from detector.engine.protocol import Base
+
+
+def _skip(detector: ZScore | EwmZScore, x: float) -> bool:
+    """Whether ``detector`` should leave ``x`` out of its mean and variance.
+
+    A reading scoring above ``skip_above`` is not learned, up to ``max_skips`` of them in
+    a row: a glitch (one absurd reading, or a short burst) never reaches the baseline.
+    A longer run is a real change: from then on every reading is learned, as without
+    skipping, until one scores normal again, so a level shift is absorbed
+    ``max_skips`` readings late instead of never.
+    """
+    if detector.score_one(x) > detector.skip_above:  # type: ignore[operator]
+        if detector.skips < detector.max_skips:
+            detector.skips += 1
+            return True
+        return False
+    detector.skips = 0
+    return False
 
 
 class ZScore(Base):
@@ -54,11 +73,8 @@ class ZScore(Base):
         return abs(x - self.mean) / (std if std > floor else floor)
 
     def learn_one(self, x: float) -> None:
-        if (self.skip_above is not None and self.skips < self.max_skips
-                and self.score_one(x) > self.skip_above):
-            self.skips += 1
+        if self.skip_above is not None and _skip(self, x):
             return
-        self.skips = 0
         self.n += 1
         delta = x - self.mean
         self.mean += delta / self.n
@@ -110,11 +126,8 @@ class EwmZScore(Base):
         return abs(x - self.mean) / (std if std > floor else floor)
 
     def learn_one(self, x: float) -> None:
-        if (self.skip_above is not None and self.skips < self.max_skips
-                and self.score_one(x) > self.skip_above):
-            self.skips += 1
+        if self.skip_above is not None and _skip(self, x):
             return
-        self.skips = 0
         self.n += 1
         alpha = max(self._alpha, 1.0 / self.n)
         delta = x - self.mean
@@ -145,15 +158,18 @@ class DiffZScore(Base):
     True
     """
 
-    __slots__ = ("halflife", "warmup", "std_floor", "std_floor_relative", "n", "last",
-                 "steps")
+    __slots__ = ("halflife", "warmup", "std_floor", "std_floor_relative", "winsorize", "n",
+                 "last", "steps")
 
     def __init__(self, halflife: float = 500.0, warmup: int = 30, std_floor: float = 1e-9,
-                 std_floor_relative: float = 1e-4) -> None:
+                 std_floor_relative: float = 1e-4, winsorize: float | None = None) -> None:
         self.halflife = halflife
         self.warmup = warmup
         self.std_floor = std_floor
         self.std_floor_relative = std_floor_relative
+        # A step is learned at most this many standard deviations from the mean step
+        # (a glitch is two huge steps; skipping them would also hide regular big steps).
+        self.winsorize = winsorize
         self.n = 0
         self.last = 0.0
         self.steps = EwmZScore(halflife, warmup, std_floor, 0.0)
@@ -178,7 +194,19 @@ class DiffZScore(Base):
 
     def learn_one(self, x: float) -> None:
         if self.n:
-            self.steps.learn_one(x - self.last)
+            step = x - self.last
+            steps = self.steps
+            if self.winsorize is not None and steps.ready:
+                std = math.sqrt(steps.var)
+                # the floor from the smaller of the two values: not from a glitch's size
+                relative = self.std_floor_relative * min(abs(x), abs(self.last))
+                floor = relative if relative > self.std_floor else self.std_floor
+                limit = self.winsorize * (std if std > floor else floor)
+                if step > steps.mean + limit:
+                    step = steps.mean + limit
+                elif step < steps.mean - limit:
+                    step = steps.mean - limit
+            steps.learn_one(step)
         self.last = x
         self.n += 1
 
