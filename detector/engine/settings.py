@@ -5,7 +5,7 @@ service nests these under its ``detector:`` section, so a key path such as
 ``detectors.hst.window_size`` reads ``detector.detectors.hst.window_size`` there.
 
 >>> EngineSettings().enabled
-['zscore', 'ewm_zscore', 'diff_zscore']
+['zscore', 'ewm_zscore', 'diff_zscore', 'hst']
 >>> from iotwatch.config import errors_of
 >>> errors_of(EngineSettings, {"detectors": {"hst": {"window_size": 0}}})
 ['detectors.hst.window_size: must be >= 1, got 0']
@@ -220,7 +220,7 @@ class EngineSettings(StrictModel):
 
     detectors: DetectorsSettings = DetectorsSettings()
     enabled: list[str] = Field(
-        default_factory=lambda: ["zscore", "ewm_zscore", "diff_zscore"])
+        default_factory=lambda: ["zscore", "ewm_zscore", "diff_zscore", "hst"])
     calibration: CalibrationSettings = CalibrationSettings()
     decision: DecisionSettings = DecisionSettings()
     streams: list[StreamRule] = []
