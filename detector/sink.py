@@ -41,8 +41,8 @@ from urllib.parse import SplitResult, urlencode, urlsplit
 import orjson
 import urllib3
 from influxdb_client import InfluxDBClient, WritePrecision
-from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
+from influxdb_client.service.write_service import WriteService
 
 from iotwatch.config import InfluxSettings
 from iotwatch.retry import parse_retry_after
@@ -111,7 +111,7 @@ class HttpWriter:
         self._connection: http.client.HTTPConnection | None = None
 
     def write(self, body: bytes) -> None:
-        payload = gzip.compress(body, compresslevel=1) if self._gzip else body
+        payload = _compress(body) if self._gzip else body
         try:
             status, reason, headers, text = self._post(payload)
         except (OSError, http.client.HTTPException) as exc:
@@ -166,8 +166,11 @@ class HttpWriter:
 class InfluxV2Writer:
     """Writes line protocol through influxdb-client's synchronous write API (InfluxDB 2.x+).
 
-    Errors follow the same policy as ``HttpWriter``. The library sends the body as given
-    (gzip-compressed when ``use_gzip``), one request per ``write``, bounded by ``timeout_s``.
+    Errors follow the same policy as ``HttpWriter``. One request per ``write``, bounded by
+    ``timeout_s``. The body is compressed here at gzip level 1 rather than by the library
+    (``enable_gzip`` uses level 9: measured 13-14 us of CPU per point against ~1.8 us, for
+    a body only 16% smaller), and posted through the library's own write service, which
+    passes ``Content-Encoding`` on (``WriteApi.write`` does not).
     """
 
     def __init__(self, url: str, token: str | None, org: str, bucket: str, *, use_gzip: bool,
@@ -179,13 +182,16 @@ class InfluxV2Writer:
         # retries=False: urllib3 neither retries nor follows redirects; one attempt per write.
         self._client = InfluxDBClient(url=url, token=token, org=org,
                                       timeout=max(1, round(timeout_s * 1000)),
-                                      enable_gzip=use_gzip, verify_ssl=verify_tls, retries=False)
-        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+                                      enable_gzip=False, verify_ssl=verify_tls, retries=False)
+        self._service = WriteService(self._client.api_client)
+        self._encoding = {"content_encoding": "gzip"} if use_gzip else {}
 
     def write(self, body: bytes) -> None:
         try:
-            self._write_api.write(bucket=self._bucket, org=self._org, record=body,
-                                  write_precision=WritePrecision.MS)
+            self._service.post_write(org=self._org, bucket=self._bucket,
+                                     body=_compress(body) if self._encoding else body,
+                                     precision=WritePrecision.MS,
+                                     content_type="text/plain; charset=utf-8", **self._encoding)
         except ApiException as exc:
             raise _api_error(self.description, exc) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -196,8 +202,12 @@ class InfluxV2Writer:
                                       f"UTF-8") from None
 
     def close(self) -> None:
-        self._write_api.close()
         self._client.close()
+
+
+def _compress(body: bytes) -> bytes:
+    # Level 1: a fifth of level 6's CPU for a body ~15% larger; the network is loopback-fast.
+    return gzip.compress(body, compresslevel=1)
 
 
 def _api_error(description: str, exc: ApiException) -> WriteError:
