@@ -1,6 +1,6 @@
 """Alerting service throughput on this machine: intake and delivery, in-process.
 
-    /tmp/venv/bin/python bench/alerting_bench.py [--alerts 2000] [--notifications 500]
+    python bench/alerting_bench.py [--alerts 2000] [--notifications 500]
 
 - intake: alert messages through parse -> SQLite (WAL, synchronous=FULL, one commit per
   alert, as the service acknowledges each one only once stored) -> group insert;
