@@ -223,7 +223,8 @@ class SmtpCatcher:
 
     def wait_for(self, n: int, timeout: float = 30.0) -> list[CaughtEmail]:
         """Wait until ``n`` distinct messages arrived; return them."""
-        wait_until(lambda: len(self.unique()) >= n, timeout, f"{n} e-mail(s) on port {self.port}")
+        wait_until(lambda: len(self.unique()) >= n, timeout,
+                   what=f"{n} e-mail(s) on port {self.port}")
         return self.unique()
 
 
@@ -349,12 +350,12 @@ class WebhookCatcher:
     def wait_for(self, n: int, timeout: float = 30.0) -> list[CaughtRequest]:
         """Wait until ``n`` distinct notifications were accepted; return them."""
         wait_until(lambda: len(self.unique()) >= n, timeout,
-              f"{n} accepted webhook request(s) on port {self.port}")
+                   what=f"{n} accepted webhook request(s) on port {self.port}")
         return self.unique()
 
     def wait_for_requests(self, n: int, timeout: float = 30.0) -> list[CaughtRequest]:
         """Wait until ``n`` requests arrived, whatever they were answered."""
-        wait_until(lambda: len(self.requests) >= n, timeout, f"{n} webhook request(s)")
+        wait_until(lambda: len(self.requests) >= n, timeout, what=f"{n} webhook request(s)")
         return self.requests
 
     def _handler_class(self):

@@ -35,7 +35,7 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.05,
+def wait_until(predicate: Callable[[], T], timeout: float = 30.0, *, interval: float = 0.05,
                what: str = "condition") -> T:
     """Poll ``predicate`` until it returns something truthy; return that value.
 
