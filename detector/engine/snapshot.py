@@ -53,6 +53,10 @@ def _to_plain(node: Any) -> Any:
     if isinstance(node, dict):
         return {str(k): _to_plain(v) for k, v in node.items()}
     if isinstance(node, list | tuple):
+        # Most of a snapshot is lists of finite floats (score histories): those go to
+        # orjson as they are, without a call per element.
+        if all(type(v) is float for v in node) and math.isfinite(sum(node)):
+            return node
         return [_to_plain(v) for v in node]
     if isinstance(node, np.ndarray):
         array = np.ascontiguousarray(node)
