@@ -3,7 +3,7 @@
 - ``v1``: ``POST /write?db=&rp=&precision=ms`` (InfluxDB 1.x; basic auth when a user is set)
   over plain ``http.client``: InfluxDB before 1.8 has no ``/api/v2/write`` endpoint, which
   is all influxdb-client writes to.
-- ``v2``: influxdb-client's synchronous write API (``/api/v2/write?org=&bucket=&precision=ms``
+- ``v2``: influxdb-client's write service (``/api/v2/write?org=&bucket=&precision=ms``
   with ``Authorization: Token``; InfluxDB 2.x, 3.x, Cloud, VictoriaMetrics), handed the
   prebuilt line-protocol body as bytes, never ``Point`` objects (MEASURED.md: 13-17 us per
   ``Point`` against ~2.7 us for prebuilt lines). The library's own retries are off (it
@@ -116,13 +116,9 @@ class HttpWriter:
             status, reason, headers, text = self._post(payload)
         except (OSError, http.client.HTTPException) as exc:
             raise RetryableWriteError(f"{self.description} unreachable: {exc}") from None
-        if status < 300:
-            return
-        message = f"{self.description} answered {status} {reason}: {_server_message(text)}"
-        if status in RETRY_STATUSES or status >= 500:
-            retry_after = parse_retry_after(headers.get("retry-after"), now=time.time())
-            raise RetryableWriteError(message, retry_after, status)
-        raise RejectedWriteError(message, status)
+        if status >= 300:
+            raise _answer_error(self.description, status, reason, text,
+                                headers.get("retry-after"))
 
     def _post(self, payload: bytes) -> tuple[int, str, dict[str, str], bytes]:
         # A kept-alive connection the server closed fails on first use: retry once fresh.
@@ -164,7 +160,7 @@ class HttpWriter:
 
 
 class InfluxV2Writer:
-    """Writes line protocol through influxdb-client's synchronous write API (InfluxDB 2.x+).
+    """Writes line protocol through influxdb-client's write service (InfluxDB 2.x+).
 
     Errors follow the same policy as ``HttpWriter``. One request per ``write``, bounded by
     ``timeout_s``. The body is compressed here at gzip level 1 rather than by the library
@@ -214,10 +210,16 @@ def _api_error(description: str, exc: ApiException) -> WriteError:
     status = exc.status or 0
     if status == 0:  # the library's wrapping of TLS errors: no answer at all
         return RetryableWriteError(f"{description} unreachable: {exc.reason}")
-    message = f"{description} answered {status} {exc.reason}: {_server_message(exc.body or b'')}"
+    retry_after = exc.headers.get("Retry-After") if exc.headers is not None else None
+    return _answer_error(description, status, exc.reason, exc.body or b"", retry_after)
+
+
+def _answer_error(description: str, status: int, reason: str, body: bytes | str,
+                  retry_after: str | None) -> WriteError:
+    """The error for a server's non-2xx answer: retry it later, or the data was refused."""
+    message = f"{description} answered {status} {reason}: {_server_message(body)}"
     if status in RETRY_STATUSES or status >= 500:
-        header = exc.headers.get("Retry-After") if exc.headers is not None else None
-        return RetryableWriteError(message, parse_retry_after(header, now=time.time()), status)
+        return RetryableWriteError(message, parse_retry_after(retry_after, now=time.time()), status)
     return RejectedWriteError(message, status)
 
 
