@@ -9,8 +9,10 @@ DEFAULT_CONFIG = "config/alerting.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
-                        help=f"configuration file (default: {DEFAULT_CONFIG})")
+    parser.add_argument("--config", "-c", default=DEFAULT_CONFIG, metavar="FILE",
+                        help="configuration file (default: %(default)s); any key can be "
+                        "overridden with IOTWATCH__<SECTION>__<KEY> environment variables "
+                        "(secrets such as IOTWATCH__MQTT__PASSWORD only this way)")
     parser.add_argument("--check", action="store_true",
                         help="validate the configuration, build the receivers and exit")
 

@@ -158,6 +158,10 @@ class WebhookSettings(StrictModel):
     send_resolved: bool = True
     # At most this many alerts per request (0: all); the rest are counted as truncated.
     max_alerts: int = Field(default=0, ge=0)
+    # Body of each request: "iotwatch" (version "1", with scores, sequence and
+    # idempotencyKey) or "alertmanager" (Prometheus Alertmanager's webhook payload,
+    # version "4", for receivers written for Alertmanager). docs/alerting.md has both.
+    format: Literal["iotwatch", "alertmanager"] = "iotwatch"
 
     @field_validator("url")
     @classmethod

@@ -12,7 +12,8 @@ from alerting.notification import Notification, Target
 from alerting.receivers.webhook import signature_headers, webhook_payload
 from alerting.templates import LinkTemplate
 
-DOC = (Path(__file__).resolve().parents[2] / "docs" / "alerting.md").read_text()
+DOC_DIR = Path(__file__).resolve().parents[2] / "docs"
+DOC = (DOC_DIR / "alerting.md").read_text()
 
 
 def _block(language: str, after: str) -> str:
@@ -37,5 +38,20 @@ def test_the_documented_payload_has_the_keys_the_service_sends(make_alert):
     documented = json.loads(_block("json", "#### Payload"))
     note = Notification(Target("ops", "webhook"), "g", {}, (make_alert(),), 1, 0.0)
     sent = webhook_payload(note, LinkTemplate("http://g/${site}"))
+    assert set(documented) == set(sent)
+    assert set(documented["alerts"][0]) == set(sent["alerts"][0])
+
+
+def test_the_documented_alertmanager_payload_is_what_the_service_sends(make_alert):
+    import jsonschema
+
+    from alerting.receivers.webhook import alertmanager_payload
+
+    documented = json.loads(_block("json", "#### Alertmanager payload"))
+    schema = json.loads((DOC_DIR.parent / "config" / "contracts"
+                         / "alertmanager-webhook.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(documented)
+    note = Notification(Target("ops", "webhook"), "g", {}, (make_alert(),), 1, 0.0)
+    sent = alertmanager_payload(note, LinkTemplate("http://g/${site}"))
     assert set(documented) == set(sent)
     assert set(documented["alerts"][0]) == set(sent["alerts"][0])
