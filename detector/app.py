@@ -58,7 +58,8 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     handler = MessageHandler(engine, ReadingParser(topics, section.limits.parse_limits()),
                              measurement=influx.measurement,
                              alert_measurement=influx.alert_measurement,
-                             device_points=section.output.device_points)
+                             device_points=section.output.device_points,
+                             precision=influx.precision)
 
     # Alerts that fired after that checkpoint: the retained alert states tell.
     retained = read_retained_alerts(mqtt, topics.alert_state_filter)

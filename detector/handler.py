@@ -28,7 +28,7 @@ from detector.lineprotocol import (
     alert_line,
     float_field,
     reading_line,
-    timestamp_ms,
+    timestamp,
 )
 from iotwatch.contracts import Alert, Reading, Rejected
 from iotwatch.parse import ReadingParser
@@ -50,13 +50,15 @@ class MessageHandler:
     """Parses, scores and learns one message at a time; builds its points and alerts."""
 
     def __init__(self, engine: Engine, parser: ReadingParser, *, measurement: str = "readings",
-                 alert_measurement: str = "alerts", device_points: bool = True) -> None:
+                 alert_measurement: str = "alerts", device_points: bool = True,
+                 precision: str = "us") -> None:
         self.engine = engine
         self.parser = parser
         self.lock = threading.Lock()
         self._series = SeriesKeys(measurement)
         self._alert_measurement = alert_measurement
         self._device_points = device_points
+        self.precision = precision  # of every timestamp written (influxdb.precision)
 
     def handle(self, topic: str, payload: bytes, received_at: float) -> Handled:
         try:
@@ -92,7 +94,7 @@ class MessageHandler:
         """The reading's point without scores, when the engine failed on it."""
         value = float_field(reading.value) or "0.0"
         return (f"{self._series.prefix(reading.site, reading.device, reading.metric)} "
-                f"value={value} {timestamp_ms(reading.ts)}")
+                f"value={value} {timestamp(reading.ts, self.precision)}")
 
     def _device(self, done: Handled, readings: list[Reading]) -> None:
         first = readings[0]
@@ -109,7 +111,8 @@ class MessageHandler:
     def _line(self, site: str, device: str, metric: str, ts: float, value: float | None,
               outcome: Outcome) -> str:
         return reading_line(self._series.prefix(site, device, metric), ts, value,
-                            outcome.scores, outcome.score, outcome.threshold, outcome.anomaly)
+                            outcome.scores, outcome.score, outcome.threshold, outcome.anomaly,
+                            self.precision)
 
     def _alert(self, done: Handled, site: str, device: str, metric: str,
                event: AlertEvent) -> None:
@@ -119,7 +122,7 @@ class MessageHandler:
             self._alert_measurement, site=site, device=device, metric=metric,
             severity=alert.severity, state=alert.state, fingerprint=alert.fingerprint,
             value=alert.value, score=alert.score, text=alert.annotations["summary"],
-            ts=alert.ts))
+            ts=alert.ts, precision=self.precision))
 
     # -- read-only uses from other threads ----------------------------------------------------
 

@@ -105,6 +105,9 @@ class InfluxSettings(StrictModel):
     token: SecretStr | None = None
     measurement: str = "readings"
     alert_measurement: str = "alerts"
+    # Unit of the timestamps written: us keeps readings of one stream a fraction of a
+    # millisecond apart as separate points (at ms the later one would overwrite the first).
+    precision: Literal["ms", "us", "ns"] = "us"
     batch_size: int = Field(default=5000, ge=1, le=100_000)
     flush_interval_s: float = Field(default=1.0, gt=0, le=60)
     timeout_s: float = Field(default=10.0, gt=0)

@@ -185,7 +185,7 @@ def test_an_engine_failure_keeps_the_reading_as_a_value_only_point():
                        ReadingParser(Topics("iotwatch")))
     done = h.handle("iotwatch/readings/s/d/t", b'{"ts": 1768905000, "value": 1e300}', NOW)
     assert done.rejected is None and done.readings == 1
-    assert done.lines == ["readings,site=s,device=d,metric=t value=1e+300 1768905000000"]
+    assert done.lines == ["readings,site=s,device=d,metric=t value=1e+300 1768905000000000"]
     assert done.engine_errors == ["s/d/t: OverflowError: math range error"]
 
 
