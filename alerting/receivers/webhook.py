@@ -33,7 +33,7 @@ import orjson
 from alerting.config import WebhookSettings
 from alerting.notification import Notification
 from alerting.receivers.base import NotifyError, redact_url
-from alerting.templates import LinkTemplate
+from alerting.templates import LinkTemplate, TemplateRenderError
 from iotwatch import __version__
 from iotwatch.contracts import Alert
 from iotwatch.retry import parse_retry_after
@@ -185,7 +185,10 @@ class WebhookNotifier:
 
     def send(self, notification: Notification) -> None:
         payload = PAYLOADS[self.settings.format]
-        body = orjson.dumps(payload(notification, self.links, self.external_url))
+        try:
+            body = orjson.dumps(payload(notification, self.links, self.external_url))
+        except TemplateRenderError as exc:  # the dashboard link; the same on every attempt
+            raise NotifyError("template", f"template {exc}", retryable=False) from None
         headers = {"Content-Type": "application/json",
                    "User-Agent": f"iotwatch-alerting/{__version__}",
                    "Idempotency-Key": notification.idempotency_key,

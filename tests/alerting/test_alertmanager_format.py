@@ -40,7 +40,7 @@ def test_alertmanager_deliveries_validate_and_read_as_alertmanager_ones(
         unique_site):
     raw = service_config(
         mosquitto, {"hook": {"webhook": {"url": webhook.url, "format": "alertmanager"}}},
-        dashboard_url="http://grafana/d/x?var-site=${site}&var-device=${device}",
+        dashboard_url="http://grafana/d/x?var-site={{ site }}&var-device={{ device }}",
         external_url="http://alerting.example:9102")
     start_service(raw)
     firing = make_alert(site=unique_site)
