@@ -66,8 +66,7 @@ def make_client(settings: MqttSettings, service: str, *, persistent: bool = True
 
     def handle_connect(client: paho.Client, _userdata, _flags, reason_code, _props) -> None:
         if reason_code.is_failure:
-            log.warning("mqtt connect refused by %s:%s: %s", settings.host, settings.port,
-                        reason_code)
+            log.warning("mqtt connect refused: %s", refusal_message(settings, str(reason_code)))
             return
         log.info("mqtt connected to %s:%s as %s", settings.host, settings.port, cid)
         for topic, qos in subscriptions:

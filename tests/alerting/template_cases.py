@@ -1,7 +1,8 @@
 """Notifications whose rendering by the default templates is kept in tests/alerting/golden/.
 
-The golden files were made by the string.Template implementation the Jinja2 port replaced
-(``python tests/alerting/template_cases.py`` with it), so the port is held to its output.
+The golden files were rendered by the string.Template implementation the Jinja2 port
+replaced (commit 03668a4, with the link template in its ``${site}`` spelling), so the port
+is held to its output. Do not regenerate them with the new code.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from iotwatch.contracts import Alert, alert_fingerprint
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 T0 = 1_768_905_000.0
-LINK = ("http://grafana/d/iotwatch-overview?var-site=${site}&var-device=${device}"
-        "&from=${from_ms}&to=${to_ms}")
 LINK_JINJA = ("http://grafana/d/iotwatch-overview?var-site={{ site }}&var-device={{ device }}"
               "&from={{ from_ms }}&to={{ to_ms }}")
 
@@ -51,7 +50,7 @@ CASES: dict[str, tuple[Notification, bool]] = {  # name -> (notification, with t
 
 
 def render_all(external_url: str | None = "http://alerting:9102",
-               link: str = LINK) -> dict[str, str]:
+               link: str = LINK_JINJA) -> dict[str, str]:
     """File name -> text, for every case: subject, text and HTML part."""
     from alerting.templates import EmailTemplates, LinkTemplate
 
@@ -64,9 +63,3 @@ def render_all(external_url: str | None = "http://alerting:9102",
         out[f"{name}.html"] = email.html
     return out
 
-
-if __name__ == "__main__":
-    GOLDEN.mkdir(exist_ok=True)
-    for file_name, text in render_all().items():
-        (GOLDEN / file_name).write_text(text, encoding="utf-8")
-        print(f"wrote {GOLDEN / file_name}")
