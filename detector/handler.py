@@ -30,6 +30,7 @@ from detector.lineprotocol import (
     reading_line,
     timestamp_ms,
 )
+from detector.sequence import SequenceTracker
 from iotwatch.contracts import Alert, Reading, Rejected
 from iotwatch.parse import ReadingParser
 
@@ -50,8 +51,10 @@ class MessageHandler:
     """Parses, scores and learns one message at a time; builds its points and alerts."""
 
     def __init__(self, engine: Engine, parser: ReadingParser, *, measurement: str = "readings",
-                 alert_measurement: str = "alerts", device_points: bool = True) -> None:
+                 alert_measurement: str = "alerts", device_points: bool = True,
+                 sequences: SequenceTracker | None = None) -> None:
         self.engine = engine
+        self.sequences = sequences
         self.parser = parser
         self.lock = threading.Lock()
         self._series = SeriesKeys(measurement)
@@ -65,8 +68,11 @@ class MessageHandler:
             return Handled(rejected=rejected)
         done = Handled(readings=len(readings), reading_ts=readings[0].ts)
         lines = done.lines
+        sequences = self.sequences
         with self.lock:
             for reading in readings:
+                if sequences is not None and reading.seq is not None:
+                    sequences.observe(reading.stream, reading.seq)
                 try:
                     outcome = self.engine.process(reading.site, reading.device, reading.metric,
                                                   reading.ts, reading.value)
@@ -139,7 +145,11 @@ class MessageHandler:
 
     def summaries(self) -> dict[str, dict[str, Any]]:
         with self.lock:
-            return self.engine.stream_summaries()
+            summaries = self.engine.stream_summaries()
+            if self.sequences is not None:
+                for key, summary in summaries.items():
+                    summary["sequence"] = self.sequences.stream(key)
+            return summaries
 
     def stream_count(self) -> int:
         with self.lock:
