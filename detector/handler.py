@@ -130,17 +130,34 @@ class MessageHandler:
     # -- read-only uses from other threads ----------------------------------------------------
 
     def peek(self, readings: list[Reading]) -> list[dict[str, Any]]:
-        """Scores and decisions for ``readings`` against the live models, learning nothing."""
+        """Scores and decisions for ``readings`` against the live models, learning nothing.
+
+        ``status`` says whether the score means anything: "scored", "unknown stream"
+        (never seen: 0.0 is a placeholder, not "normal") or "warming up", with
+        ``readings_needed`` before it scores and a ``detail`` sentence.
+        """
         answers = []
         with self.lock:
             for r in readings:
                 outcome = self.engine.peek(r.site, r.device, r.metric, r.ts, r.value)
-                answers.append({"site": r.site, "device": r.device, "metric": r.metric,
-                                "ts": r.ts, "value": r.value, "scores": outcome.scores,
-                                "score": outcome.score, "threshold": outcome.threshold,
-                                "anomaly": outcome.anomaly,
-                                "would_alert": None if outcome.event is None
-                                else outcome.event.state})
+                known, learned, needed = self.engine.warmup_left(r.site, r.device, r.metric)
+                answer = {"site": r.site, "device": r.device, "metric": r.metric,
+                          "ts": r.ts, "value": r.value, "scores": outcome.scores,
+                          "score": outcome.score, "threshold": outcome.threshold,
+                          "anomaly": outcome.anomaly,
+                          "would_alert": None if outcome.event is None
+                          else outcome.event.state,
+                          "status": "scored", "readings_needed": needed}
+                if not known:
+                    answer["status"] = "unknown stream"
+                    answer["detail"] = (f"no reading of {r.stream} was ever received: the "
+                                        f"score is a placeholder, not a verdict; the stream "
+                                        f"scores after about {needed} readings")
+                elif needed:
+                    answer["status"] = "warming up"
+                    answer["detail"] = (f"{r.stream} is warming up: {learned} readings "
+                                        f"learned, about {needed} more needed before it scores")
+                answers.append(answer)
         return answers
 
     def summaries(self) -> dict[str, dict[str, Any]]:

@@ -29,8 +29,8 @@ from .mosquitto import (
 )
 from .victoria import VictoriaMetrics, start_local_victoria_metrics
 
-__all__ = ["fresh_influxdb", "fresh_mosquitto", "stock_mosquitto", "influxdb", "mosquitto", "mqtt_collector",
-           "mqtt_credentials", "victoria_metrics"]
+__all__ = ["fresh_influxdb", "fresh_mosquitto", "influxdb", "mosquitto", "mqtt_collector",
+           "mqtt_credentials", "stock_mosquitto", "victoria_metrics"]
 
 
 @pytest.fixture(scope="session")
