@@ -42,7 +42,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from alerting import app
+    from iotwatch.paths import PathProblem, output_file
 
+    try:
+        output_file(config.alerting.database, "alerting.database")
+    except PathProblem as exc:
+        print(f"iotwatch alert: {exc}", file=sys.stderr)
+        return 2
     try:
         return app.run(config)
     except ValueError as exc:  # a receiver that cannot be built (template file, ...)

@@ -34,6 +34,10 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(f"{args.config}: ok")
         return 0
+    problem = _unwritable(config)
+    if problem:
+        print(f"iotwatch detect: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     setup_logging(config.log, "detector")
     from detector import app
     from detector.sink import SinkConfigError
@@ -44,3 +48,18 @@ def run(args: argparse.Namespace) -> int:
     except (MqttError, SpoolError, SinkConfigError) as exc:
         print(f"iotwatch detect: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+
+
+def _unwritable(config) -> str | None:
+    """The first of the service's paths it could not write, said in one line."""
+    from iotwatch.paths import PathProblem, output_dir, output_file
+
+    section = config.detector
+    try:
+        output_dir(section.spool.dir, "detector.spool.dir")
+        output_file(section.checkpoint.path, "detector.checkpoint.path")
+        if section.output.sink == "file":
+            output_file(section.output.file, "detector.output.file")
+    except PathProblem as exc:
+        return str(exc)
+    return None

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from iotwatch.config import ConfigError
     from iotwatch.logs import setup_logging
     from iotwatch.mqtt import MqttError
+    from iotwatch.paths import PathProblem, output_dir, output_file
     from publisher import app
     from publisher.replay import ReplayError
 
@@ -64,12 +65,24 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(f"{source_name}: ok")
         return 0
+    labels_file = config.publisher.labels_file
+    try:  # outputs before the work: a run may last hours
+        if args.out:
+            output_dir(Path(args.out), "--out")
+        elif labels_file is not None:
+            output_file(labels_file, "--labels" if args.labels else "publisher.labels_file")
+    except PathProblem as exc:
+        print(f"iotwatch publish: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     setup_logging(config.log, "publisher")
     try:
         return app.run(config, fleet=fleet,
                        replay=Path(args.replay) if args.replay else None,
                        out_dir=Path(args.out) if args.out else None)
-    except (ReplayError, MqttError) as exc:
+    except ReplayError as exc:  # the recording is not what --replay expects
+        print(f"iotwatch publish: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except MqttError as exc:
         print(f"iotwatch publish: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except ConfigError as exc:

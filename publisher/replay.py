@@ -94,6 +94,8 @@ def _layout(path: Path, device: str, metric: str | None) -> Recording:
             header_line = handle.readline()
     except OSError as exc:
         raise ReplayError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ReplayError(_not_text(path, exc)) from None
     if not header_line.strip():
         raise ReplayError(f"{path}: empty file (expected a header such as timestamp,value)")
     delimiter = ";" if ";" in header_line else ","
@@ -153,7 +155,8 @@ class Replay:
         offset = 0.0
         row_index = 0
         with recording.path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle, delimiter=recording.delimiter)
+            reader = _text_rows(csv.reader(handle, delimiter=recording.delimiter),
+                                recording.path)
             next(reader, None)
             for line, row in enumerate(reader, start=2):
                 if not row or not any(cell.strip() for cell in row):
@@ -196,6 +199,18 @@ class Replay:
             log.warning("%s: row skipped: %s", where, why)
         elif self.skipped == _LOGGED_BAD_ROWS + 1:
             log.warning("more rows skipped; the summary counts them")
+
+
+def _text_rows(reader: Iterator[list[str]], path: Path) -> Iterator[list[str]]:
+    try:
+        yield from reader
+    except UnicodeDecodeError as exc:
+        raise ReplayError(_not_text(path, exc)) from None
+
+
+def _not_text(path: Path, exc: UnicodeDecodeError) -> str:
+    return (f"{path}: not a text file (byte 0x{exc.object[exc.start]:02x} is not UTF-8); "
+            "expected a CSV recording with a header such as timestamp,value")
 
 
 def _natural(path: Path) -> list[object]:
