@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replay", metavar="FILE_OR_DIR",
                         help="replay recorded CSV data instead of simulating (NAB "
                         "timestamp,value files, SKAB semicolon files, or alike)")
+    parser.add_argument("--windows", metavar="FILE",
+                        help="NAB label windows of the replayed files (combined_windows.json): "
+                        "written and sent as labels, like an anomaly column of SKAB files")
     parser.add_argument("--site", help="site of replayed devices (default: replay)")
     parser.add_argument("--metric",
                         help="metric name of a replayed file's single value column")
@@ -111,7 +114,8 @@ def _load(args: argparse.Namespace):
         overrides.update(duration_s=args.duration, count=None)
     merged = config.publisher.model_dump() | overrides
     merged["replay"].update({key: value for key, value in {
-        "site": args.site, "metric": args.metric}.items() if value is not None})
+        "site": args.site, "metric": args.metric, "windows": args.windows}.items()
+        if value is not None})
     # Validated again, so an option is checked exactly like the key it overrides.
     settings = build_config(merged, PublisherSettings, environ={}, source="command line")
     config = config.model_copy(update={"publisher": settings})
