@@ -102,13 +102,16 @@ def render_summary(summary: Summary) -> str:
                                             sorted(summary.points_stored.items())) +
              f" ({summary.store})",
              f"faults injected: {len(faults.matches)}   detected: {faults.detected}   "
-             f"missed: {len(faults.missed)}   false alarms: {len(faults.false_alarms)}"]
+             f"rejected: {faults.rejected}   missed: {len(faults.missed)}   "
+             f"false alarms: {len(faults.false_alarms)}"]
     for match in faults.matches:
         where = "/".join(match.fault.stream)
         if match.alert is not None:
             delay = match.delay_s or 0.0
-            lines.append(f"  detected  {match.fault.kind:<12} {where:<40} after {delay:6.1f} s "
-                         f"of plant time ({delay / summary.speed:.2f} s wall)")
+            plant = "on its first reading" if delay == 0 else f"after {delay:.1f} s of plant time"
+            wall = match.wall_delay_s
+            waited = "" if wall is None else f", alert {wall:.2f} s after that reading (wall)"
+            lines.append(f"  detected  {match.fault.kind:<12} {where:<40} {plant}{waited}")
         elif match.rejected:
             lines.append(f"  rejected  {match.fault.kind:<12} {where:<40} dead-lettered "
                          "with its reason")
