@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     from alerting.config import AlertingFile
     from iotwatch import IotwatchError
     from iotwatch.config import ConfigError, load_config
-    from iotwatch.logs import setup_logging
+    from iotwatch.logs import fatal, setup_logging
 
     try:
         config = load_config(args.config, AlertingFile)
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         output_file(config.alerting.database, "alerting.database")
     except PathProblem as exc:
-        print(f"iotwatch alert: {exc}", file=sys.stderr)
+        fatal("iotwatch alert", str(exc))
         return 2
     try:
         return app.run(config)
@@ -55,5 +55,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 2
     except IotwatchError as exc:  # broker or database unusable at start-up
-        print(f"iotwatch alert: {exc}", file=sys.stderr)
+        fatal("iotwatch alert", str(exc))
         return 1

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from detector.config import DetectorFile
     from iotwatch.config import ConfigError, load_config
-    from iotwatch.logs import setup_logging
+    from iotwatch.logs import fatal, setup_logging
     from iotwatch.mqtt import MqttError
 
     try:
@@ -34,11 +34,11 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(f"{args.config}: ok")
         return 0
+    setup_logging(config.log, "detector")
     problem = _unwritable(config)
     if problem:
-        print(f"iotwatch detect: {problem}", file=sys.stderr)
+        fatal("iotwatch detect", problem)
         return EXIT_CONFIG
-    setup_logging(config.log, "detector")
     from detector import app
     from detector.sink import SinkConfigError
     from detector.spool import SpoolError
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return app.run(config)
     except (MqttError, SpoolError, SinkConfigError) as exc:
-        print(f"iotwatch detect: {exc}", file=sys.stderr)
+        fatal("iotwatch detect", str(exc))
         return EXIT_UNAVAILABLE
 
 

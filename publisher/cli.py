@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from iotwatch.config import ConfigError
-    from iotwatch.logs import setup_logging
+    from iotwatch.logs import fatal, setup_logging
     from iotwatch.mqtt import MqttError
     from iotwatch.paths import PathProblem, output_dir, output_file
     from publisher import app
@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(f"{source_name}: ok")
         return 0
+    setup_logging(config.log, "publisher")
     labels_file = config.publisher.labels_file
     try:  # outputs before the work: a run may last hours
         if args.out:
@@ -75,18 +76,17 @@ def run(args: argparse.Namespace) -> int:
         elif labels_file is not None:
             output_file(labels_file, "--labels" if args.labels else "publisher.labels_file")
     except PathProblem as exc:
-        print(f"iotwatch publish: {exc}", file=sys.stderr)
+        fatal("iotwatch publish", str(exc))
         return EXIT_CONFIG
-    setup_logging(config.log, "publisher")
     try:
         return app.run(config, fleet=fleet,
                        replay=Path(args.replay) if args.replay else None,
                        out_dir=Path(args.out) if args.out else None)
     except ReplayError as exc:  # the recording is not what --replay expects
-        print(f"iotwatch publish: {exc}", file=sys.stderr)
+        fatal("iotwatch publish", str(exc))
         return EXIT_CONFIG
     except MqttError as exc:
-        print(f"iotwatch publish: {exc}", file=sys.stderr)
+        fatal("iotwatch publish", str(exc))
         return EXIT_UNAVAILABLE
     except ConfigError as exc:
         print(exc, file=sys.stderr)

@@ -40,3 +40,18 @@ def test_alert_checks_its_database_path_first(tmp_path):
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("iotwatch alert: alerting.database afile/alerting.sqlite3: afile is "
                            "a file; expected a directory")
+
+
+def test_the_fatal_start_up_error_is_json_when_json_logs_are_asked_for(tmp_path):
+    import json
+
+    (tmp_path / "afile").write_text("a file\n")
+    result = iotwatch(["detect", "--config", str(PROJECT / "config" / "detector.yaml")],
+                      tmp_path, {"IOTWATCH__DETECTOR__SPOOL__DIR": "afile/spool",
+                                 "IOTWATCH__LOG__FORMAT": "json"})
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    record = json.loads(line)
+    assert record["level"] == "critical" and record["service"] == "detector"
+    assert record["msg"].startswith("detector.spool.dir afile/spool: afile is a file")
+    assert record["ts"].endswith("Z")
