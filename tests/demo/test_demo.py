@@ -82,7 +82,8 @@ def test_demo_detects_every_fault_and_delivers_every_alert():
     assert (f"faults injected: {faults}   detected: {faults - garbage}   rejected: {garbage}   "
             "missed: 0") in output, output
     # Delays are measured: each detection says how long the alert took after the reading.
-    waits = [float(w) for w in re.findall(r"alert (\d+\.\d+) s after that reading", output)]
+    waits = [float(n) / (1000 if unit == "ms" else 1) for n, unit in
+             re.findall(r"alert (\d+(?:\.\d+)?) (ms|s) after that reading", output)]
     assert len(waits) == faults - garbage and all(w < 30 for w in waits), output
     published = int(re.search(r"alert notifications expected .*: (\d+)", output)[1])
     assert published >= faults - 1       # at least a firing per alerted fault
