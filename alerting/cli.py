@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from alerting.config import AlertingFile
     from iotwatch import IotwatchError
     from iotwatch.config import ConfigError, load_config
-    from iotwatch.logs import setup_logging
+    from iotwatch.logs import fatal, setup_logging
 
     try:
         config = load_config(args.config, AlertingFile)
@@ -44,12 +44,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from alerting import app
+    from iotwatch.paths import PathProblem, output_file
 
+    try:
+        output_file(config.alerting.database, "alerting.database")
+    except PathProblem as exc:
+        fatal("iotwatch alert", str(exc))
+        return 2
     try:
         return app.run(config)
     except ValueError as exc:  # a receiver that cannot be built (template file, ...)
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 2
     except IotwatchError as exc:  # broker or database unusable at start-up
-        print(f"iotwatch alert: {exc}", file=sys.stderr)
+        fatal("iotwatch alert", str(exc))
         return 1
