@@ -170,7 +170,8 @@ class Worker:
 
     def _add_stats(self) -> None:
         self._batch.lines.append(counters_line(SERVICE_MEASUREMENT, {"service": "detector"},
-                                               self.metrics.totals(), self._clock()))
+                                               self.metrics.totals(), self._clock(),
+                                               self.handler.precision))
 
     def _checkpoint(self) -> None:
         started = self._monotonic()

@@ -42,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         add_arguments(sub)
         sub.set_defaults(handler=module.run)
-    config = commands.add_parser("config", help="work with configuration files")
+    config = commands.add_parser(
+        "config", help="work with configuration files",
+        description="Work with the services' YAML configuration files (config/*.yaml). "
+        "'iotwatch config check FILE...' validates them and prints every error with its "
+        "key path; environment overrides (IOTWATCH__<SECTION>__<KEY>) are applied as the "
+        "services apply them.")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION",
                                             required=True)
     check = config_commands.add_parser(

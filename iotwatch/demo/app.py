@@ -126,7 +126,7 @@ def _run(options: DemoOptions, workdir: Path, stop: threading.Event,
                 group, workdir, broker, "detector", "detect", stop,
                 lambda port: configs.detector_config(
                     workdir, http_port=port, sink="file" if store.local else "influxdb",
-                    influx_url=store.url))
+                    influx_url=store.url, precision=store.precision))
             alerting_url = _start_service(
                 group, workdir, broker, "alerting", "alert", stop,
                 lambda port: configs.alerting_config(
