@@ -33,9 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iotwatch.demo.brokers import mosquitto_available
-
     from detector.benchmark.run import BenchError, BenchOptions, run_bench
+    from iotwatch.demo.brokers import mosquitto_available
 
     missing = mosquitto_available() or (None if shutil.which("influxd") else
                                         "influxd is not installed (Debian package: influxdb)")
