@@ -1,0 +1,9 @@
+"""``iotwatch dashboard``: a live web page over the stored points and the services' APIs.
+
+    sources     the point store: InfluxDB 1.x (InfluxQL), 2.x (Flux), or the file sink's file
+    services    the detector's and the alerting service's HTTP APIs (health, metrics, alerts)
+    figures     Plotly figures and tables from what those return (pure)
+    layout      the page's components
+    callbacks   what refreshes when (a timer, the filters)
+    app         the wiring: sources + layout + callbacks -> a served page
+"""
