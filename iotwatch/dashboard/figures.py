@@ -25,7 +25,7 @@ from iotwatch.dashboard.services import ServiceStatus
 from iotwatch.dashboard.sources import ALERT_COLUMNS, BAND_COLUMNS, empty
 
 MAX_STREAM_PLOTS = 12
-ROW_HEIGHT_PX = 190
+ROW_HEIGHT_PX = 165
 VALUE, SCORE, THRESHOLD, ALERT, BAND = "#1f77b4", "#9467bd", "#d62728", "#d62728", "#ff7f0e"
 STAT_FIELDS = {"readings_in": "readings in", "points_written": "points written",
                "rejected": "rejected"}

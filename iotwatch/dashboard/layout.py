@@ -40,7 +40,9 @@ STYLE = {
              "minWidth": "220px", "background": "#fafafa"},
     "filter": {"minWidth": "220px", "flex": "1"},
     "table": {"borderCollapse": "collapse", "fontSize": "13px", "width": "100%"},
-    "cell": {"borderBottom": "1px solid #eee", "padding": "3px 8px", "textAlign": "left"},
+    "cell": {"borderBottom": "1px solid #eee", "padding": "3px 8px", "textAlign": "left",
+             "verticalAlign": "top"},
+    "nowrap": {"whiteSpace": "nowrap"},
     "section": {"marginTop": "14px"},
 }
 STATE_COLORS = {"ok": "#2ca02c", "degraded": "#ff7f0e", "unreachable": "#d62728",
@@ -71,7 +73,7 @@ def page(source: str, refresh_ms: int) -> html.Div:
         html.Div(style=STYLE["row"], children=[
             html.Div(style={"flex": "2", "minWidth": "420px"}, children=[
                 _section("Alert history", html.Div(id=HISTORY))]),
-            html.Div(style={"flex": "1", "minWidth": "300px"}, children=[
+            html.Div(style={"flex": "1", "minWidth": "420px", "overflowX": "auto"}, children=[
                 _section("Dead letters (rejected messages)", html.Div(id=DEAD_LETTERS)),
                 _section("Detector's streams", html.Div(id=STREAMS_TABLE))]),
         ]),
@@ -120,7 +122,10 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], empty_text: st
         return html.Div(empty_text, className=f"{element_class} empty",
                         style={"color": "#888", "fontSize": "13px"})
     head = html.Thead(html.Tr([html.Th(c, style=STYLE["cell"]) for c in columns]))
-    body = html.Tbody([html.Tr([html.Td(format_cell(row.get(c)), style=STYLE["cell"])
+    # Stream names and times stay on one line; free text (an alert's summary) wraps.
+    body = html.Tbody([html.Tr([html.Td(format_cell(row.get(c)),
+                                        style={**STYLE["cell"],
+                                               **(STYLE["nowrap"] if c != "text" else {})})
                                 for c in columns], className=f"{element_class}-row")
                        for row in rows])
     return html.Table([head, body], className=element_class, style=STYLE["table"])
