@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,11 +76,15 @@ def build_app(options: DashboardOptions) -> Dash:
 
 def start(options: DashboardOptions) -> Dashboard:
     """Bind the server (port 0: any free port); serve with ``serve_forever`` or
-    ``in_background``."""
+    ``in_background``. OSError when the address cannot be bound."""
     app = build_app(options)
     # Each request is one log line on werkzeug's logger: too chatty for a page that polls.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server(options.host, options.port, app.server, threaded=True)
-    url = f"http://{options.host}:{server.server_port}/"
+    # Bound here, not by werkzeug: it answers a taken port with sys.exit(1).
+    family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
+    with socket.create_server((options.host, options.port), family=family) as listener:
+        server = make_server(options.host, listener.getsockname()[1], app.server,
+                             threaded=True, fd=listener.fileno())
+    url = f"http://{options.host}:{server.port}/"
     log.info("dashboard on %s", url)
     return Dashboard(server, url)
