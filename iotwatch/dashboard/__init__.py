@@ -1,6 +1,6 @@
 """``iotwatch dashboard``: a live web page over the stored points and the services' APIs.
 
-    sources     the point store: InfluxDB 1.x (InfluxQL), 2.x (Flux), or the file sink's file
+    sources     the point store: InfluxDB 1.x, 2.x, 3.x (InfluxQL), or the file sink's file
     services    the detector's and the alerting service's HTTP APIs (health, metrics, alerts)
     figures     Plotly figures and tables from what those return (pure)
     layout      the page's components

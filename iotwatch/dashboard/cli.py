@@ -26,11 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "override its keys as they do for the detector")
     parser.add_argument("--influxdb-url", metavar="URL", help="InfluxDB to read points from")
     parser.add_argument("--api", choices=("v1", "v2"),
-                        help="InfluxDB API: v1 (1.x, InfluxQL) or v2 (2.x, Flux; token from "
-                        "IOTWATCH__INFLUXDB__TOKEN)")
+                        help="InfluxDB API: v1 (1.x) or v2 (2.x and 3.x: InfluxQL on /query, "
+                        "token from IOTWATCH__INFLUXDB__TOKEN)")
     parser.add_argument("--database", metavar="NAME", help="v1 database")
     parser.add_argument("--bucket", metavar="NAME", help="v2 bucket")
-    parser.add_argument("--org", metavar="NAME", help="v2 organisation")
     parser.add_argument("--points-file", type=Path, metavar="FILE",
                         help="read the detector's file sink (line protocol) instead of InfluxDB")
     parser.add_argument("--detector", metavar="URL",
@@ -68,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     options = DashboardOptions(
         influxdb=config.influxdb.model_copy(update={k: v for k, v in (
             ("url", args.influxdb_url), ("api", args.api), ("database", args.database),
-            ("bucket", args.bucket), ("org", args.org)) if v is not None}),
+            ("bucket", args.bucket)) if v is not None}),
         points_file=_points_file(args, config),
         detector_url=args.detector or _detector_url(config),
         alerting_url=None if args.alerting == "none" else args.alerting,

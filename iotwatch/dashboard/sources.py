@@ -3,9 +3,12 @@
 Three stores behind one small interface (``PointSource``), each answering with pandas
 frames of the same columns:
 
-- ``InfluxQLSource``: InfluxDB 1.x over HTTP (``/query``, InfluxQL, epoch ms), grouped
-  into at most ``MAX_BUCKETS`` time buckets per stream on the server.
-- ``FluxSource``: InfluxDB 2.x through influxdb-client's query API (Flux).
+- ``InfluxQLSource``: InfluxQL over HTTP (``/query``, epoch ms), grouped into at most
+  ``MAX_BUCKETS`` time buckets per stream on the server. The queries Grafana's dashboard
+  sends, so it reads what Grafana reads: InfluxDB 1.x (database, basic auth when a user is
+  set), and with ``api: v2`` InfluxDB 2.x through its v1-compatible ``/query`` (a DBRP
+  mapping from a database named like the bucket; ``compose/`` makes it) and 3.x
+  (databases are named like buckets), with ``Authorization: Token``.
 - ``LineFileSource``: the detector's ``file`` sink (the demo without InfluxDB): new lines
   are read incrementally, at most ``MAX_FILE_POINTS`` readings per stream kept.
 
@@ -155,21 +158,27 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
 
 
 class InfluxQLSource:
-    """InfluxDB 1.x: InfluxQL over ``POST /query`` with ``epoch=ms``."""
+    """InfluxQL over ``POST /query`` with ``epoch=ms`` (InfluxDB 1.x, 2.x, 3.x)."""
 
     def __init__(self, settings: InfluxSettings, timeout_s: float = 5.0) -> None:
         self.url = settings.url.rstrip("/")
-        self.database = settings.database
+        self.api = settings.api
+        self.database = settings.database if settings.api == "v1" else settings.bucket
         self.measurement = settings.measurement
         self.alert_measurement = settings.alert_measurement
         self.timeout_s = timeout_s
         self._headers = {}
-        if settings.username:
+        if settings.api == "v2":
+            if settings.token:
+                self._headers["Authorization"] = f"Token {settings.token.get_secret_value()}"
+        elif settings.username:
             secret = settings.password.get_secret_value() if settings.password else ""
             token = base64.b64encode(f"{settings.username}:{secret}".encode()).decode()
             self._headers["Authorization"] = f"Basic {token}"
 
     def describe(self) -> str:
+        if self.api == "v2":
+            return f"InfluxDB (v2 API, InfluxQL) at {self.url}, bucket {self.database}"
         return f"InfluxDB 1.x at {self.url}, database {self.database}"
 
     def query(self, influxql: str) -> list[dict[str, Any]]:
@@ -235,118 +244,6 @@ class InfluxQLSource:
                    (("site", selection.sites), ("device", selection.devices),
                     ("metric", selection.metrics)) if values]
         return "".join(f" AND {c}" for c in clauses)
-
-
-# -- InfluxDB 2.x --------------------------------------------------------------------------
-
-
-class FluxSource:
-    """InfluxDB 2.x: Flux through influxdb-client's query API (token auth)."""
-
-    def __init__(self, settings: InfluxSettings, timeout_s: float = 5.0) -> None:
-        from influxdb_client import InfluxDBClient
-
-        self.url = settings.url.rstrip("/")
-        self.bucket = settings.bucket
-        self.measurement = settings.measurement
-        self.alert_measurement = settings.alert_measurement
-        token = settings.token.get_secret_value() if settings.token else ""
-        self._client = InfluxDBClient(url=self.url, token=token, org=settings.org,
-                                      timeout=int(timeout_s * 1000),
-                                      verify_ssl=settings.verify_tls)
-        self._query = self._client.query_api()
-
-    def describe(self) -> str:
-        return f"InfluxDB 2.x at {self.url}, bucket {self.bucket}"
-
-    def query(self, flux: str) -> list[dict[str, Any]]:
-        try:
-            tables = self._query.query(flux)
-        except Exception as exc:  # the client raises its own and urllib3's errors
-            raise SourceError(f"{self.describe()}: {exc}") from None
-        return [dict(record.values) for table in tables for record in table.records]
-
-    def streams(self) -> pd.DataFrame:
-        rows = self.query(flux_streams(self.bucket, self.measurement))
-        return _frame([{**r, "last": _ms(r["_time"])} for r in rows], STREAM_COLUMNS)
-
-    def readings(self, selection: Selection) -> pd.DataFrame:
-        window = window_of(self.streams(), selection)
-        if window is None:
-            return empty(READING_COLUMNS)
-        rows = self.query(flux_readings(self.bucket, self.measurement, selection, *window))
-        return _frame([{**r, "time": _ms(r["_time"])} for r in rows], READING_COLUMNS)
-
-    def alerts(self, selection: Selection, limit: int = ALERT_LIMIT) -> pd.DataFrame:
-        rows = self.query(
-            f'from(bucket: {_flux_string(self.bucket)}) |> range(start: 0)'
-            f' |> filter(fn: (r) => r._measurement == {_flux_string(self.alert_measurement)})'
-            f'{_flux_filters(selection)}'
-            ' |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")'
-            f' |> group() |> sort(columns: ["_time"], desc: true) |> limit(n: {int(limit)})')
-        return _frame([{**r, "time": _ms(r["_time"])} for r in rows], ALERT_COLUMNS)
-
-    def service_stats(self, limit: int = SERVICE_LIMIT) -> pd.DataFrame:
-        rows = self.query(
-            f'from(bucket: {_flux_string(self.bucket)}) |> range(start: 0)'
-            f' |> filter(fn: (r) => r._measurement == "{SERVICE_MEASUREMENT}")'
-            ' |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")'
-            f' |> group() |> sort(columns: ["_time"], desc: true) |> limit(n: {int(limit)})')
-        frame = _frame([{**r, "time": _ms(r["_time"])} for r in rows], SERVICE_COLUMNS)
-        return frame.sort_values("time", ignore_index=True)
-
-    def bands(self, selection: Selection) -> pd.DataFrame:
-        return empty(BAND_COLUMNS)
-
-
-def flux_streams(bucket: str, measurement: str) -> str:
-    """Every stream with its newest reading.
-
-    >>> print(flux_streams("iotwatch", "readings"))
-    from(bucket: "iotwatch") |> range(start: 0) |> filter(fn: (r) => r._measurement == "readings" and r._field == "value") |> last() |> keep(columns: ["site", "device", "metric", "_time"])
-    """
-    return (f'from(bucket: {_flux_string(bucket)}) |> range(start: 0)'
-            f' |> filter(fn: (r) => r._measurement == {_flux_string(measurement)}'
-            ' and r._field == "value") |> last()'
-            ' |> keep(columns: ["site", "device", "metric", "_time"])')
-
-
-def flux_readings(bucket: str, measurement: str, selection: Selection, start_ms: int,
-                  end_ms: int, bucket_ms: int) -> str:
-    """The selected readings in buckets: mean value and threshold, peak score and flag.
-
-    >>> text = flux_readings("b", "readings", Selection(sites=("s",)), 0, 60000, 100)
-    >>> 'r.site =~ /^(s)$/' in text, 'aggregateWindow(every: 100ms, fn: max' in text
-    (True, True)
-    """
-    base = (f'data = from(bucket: {_flux_string(bucket)})'
-            f' |> range(start: time(v: {start_ms * 1_000_000}),'
-            f' stop: time(v: {(end_ms + 1) * 1_000_000}))'
-            f' |> filter(fn: (r) => r._measurement == {_flux_string(measurement)})'
-            f'{_flux_filters(selection)}\n')
-    return (base +
-            'mean = data |> filter(fn: (r) => r._field == "value" or r._field == "threshold")'
-            f' |> aggregateWindow(every: {bucket_ms}ms, fn: mean, createEmpty: false)\n'
-            'peak = data |> filter(fn: (r) => r._field == "score" or r._field == "anomaly")'
-            ' |> toFloat()'
-            f' |> aggregateWindow(every: {bucket_ms}ms, fn: max, createEmpty: false)\n'
-            'union(tables: [mean, peak])'
-            ' |> pivot(rowKey: ["_time", "site", "device", "metric"], columnKey: ["_field"],'
-            ' valueColumn: "_value")')
-
-
-def _flux_filters(selection: Selection) -> str:
-    return "".join(f" |> filter(fn: (r) => r.{key} =~ /^({'|'.join(map(re.escape, values))})$/)"
-                   for key, values in (("site", selection.sites), ("device", selection.devices),
-                                       ("metric", selection.metrics)) if values)
-
-
-def _flux_string(text: str) -> str:
-    return json.dumps(text)
-
-
-def _ms(moment: Any) -> int:
-    return int(pd.Timestamp(moment).value // 1_000_000)
 
 
 # -- the file sink's line protocol -----------------------------------------------------------
@@ -455,5 +352,4 @@ def open_source(settings: InfluxSettings | None, file: Path | None) -> PointSour
         measurement = settings.measurement if settings else "readings"
         alerts = settings.alert_measurement if settings else "alerts"
         return LineFileSource(file, measurement, alerts)
-    settings = settings or InfluxSettings()
-    return FluxSource(settings) if settings.api == "v2" else InfluxQLSource(settings)
+    return InfluxQLSource(settings or InfluxSettings())
