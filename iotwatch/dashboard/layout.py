@@ -43,6 +43,7 @@ STYLE = {
     "cell": {"borderBottom": "1px solid #eee", "padding": "3px 8px", "textAlign": "left",
              "verticalAlign": "top"},
     "nowrap": {"whiteSpace": "nowrap"},
+    "firing": {"color": "#d62728", "fontWeight": "bold"},
     "section": {"marginTop": "14px"},
 }
 STATE_COLORS = {"ok": "#2ca02c", "degraded": "#ff7f0e", "unreachable": "#d62728",
@@ -70,12 +71,12 @@ def page(source: str, refresh_ms: int) -> html.Div:
         _section("Firing now", html.Div(id=FIRING)),
         _section("Streams: value, anomaly score and threshold (drag to zoom, double-click to "
                  "reset)", dcc.Graph(id=STREAMS_GRAPH, config={"displaylogo": False})),
+        _section("Alert history", html.Div(id=HISTORY)),
         html.Div(style=STYLE["row"], children=[
-            html.Div(style={"flex": "2", "minWidth": "420px"}, children=[
-                _section("Alert history", html.Div(id=HISTORY))]),
-            html.Div(style={"flex": "1", "minWidth": "420px", "overflowX": "auto"}, children=[
-                _section("Dead letters (rejected messages)", html.Div(id=DEAD_LETTERS)),
+            html.Div(style={"flex": "2", "minWidth": "480px"}, children=[
                 _section("Detector's streams", html.Div(id=STREAMS_TABLE))]),
+            html.Div(style={"flex": "1", "minWidth": "320px"}, children=[
+                _section("Dead letters (rejected messages)", html.Div(id=DEAD_LETTERS))]),
         ]),
         _section("Throughput", dcc.Graph(id=THROUGHPUT, config={"displaylogo": False})),
     ])
@@ -123,9 +124,8 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], empty_text: st
                         style={"color": "#888", "fontSize": "13px"})
     head = html.Thead(html.Tr([html.Th(c, style=STYLE["cell"]) for c in columns]))
     # Stream names and times stay on one line; free text (an alert's summary) wraps.
-    body = html.Tbody([html.Tr([html.Td(format_cell(row.get(c)),
-                                        style={**STYLE["cell"],
-                                               **(STYLE["nowrap"] if c != "text" else {})})
-                                for c in columns], className=f"{element_class}-row")
-                       for row in rows])
+    body = html.Tbody([html.Tr([html.Td(format_cell(row.get(c)), style={
+        **STYLE["cell"], **(STYLE["nowrap"] if c != "text" else {}),
+        **(STYLE["firing"] if row.get(c) == "firing" else {})})
+        for c in columns], className=f"{element_class}-row") for row in rows])
     return html.Table([head, body], className=element_class, style=STYLE["table"])
