@@ -12,7 +12,7 @@ import re
 
 import pytest
 from detector_service.service import BASE_TS, Detector, Feeder, detector_config, series
-from harness import wait_until
+from harness import free_port, wait_until
 
 from iotwatch.config import InfluxSettings
 from iotwatch.dashboard import browser
@@ -96,4 +96,37 @@ def test_page_shows_streams_a_fault_firing_and_filters(run):
         assert calm in page.inner_text("#streams-graph")
         assert "nothing is firing" in page.inner_text("#firing")
         assert "no alerts yet" in page.inner_text("#alert-history")
+    assert problems == []
+
+
+def test_a_store_and_services_that_cannot_be_reached_show_their_reasons(tmp_path):
+    reason = browser.unavailable()
+    if reason and os.environ.get("CI"):
+        pytest.fail(f"CI must run the browser test (.ci/run installs chromium): {reason}")
+    if reason:
+        pytest.skip(f"no headless browser: {reason}")
+    from iotwatch.dashboard.app import DashboardOptions, start
+
+    closed = free_port()     # nothing listens here
+    dashboard = start(DashboardOptions(
+        influxdb=InfluxSettings(url=f"http://127.0.0.1:{closed}"),
+        detector_url=f"http://127.0.0.1:{closed}", alerting_url=f"http://127.0.0.1:{closed}",
+        port=0, refresh_s=1.0)).in_background()
+    problems: list[str] = []
+    try:
+        with browser.chromium_page() as page:
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda exc: problems.append(str(exc)))
+            page.goto(dashboard.url)
+            wait_until(lambda: page.locator("#service-detector .state").count(), 30,
+                       what="the detector's card")
+            assert page.inner_text("#service-detector .state") == "unreachable"
+            assert page.inner_text("#service-alerting .state") == "unreachable"
+            assert "Connection refused" in page.inner_text("#service-detector")
+            wait_until(lambda: "unreachable" in page.inner_text("#alert-history"), 30,
+                       what="the store's error in place of the alert history")
+            assert f"127.0.0.1:{closed}" in page.inner_text("#alert-history")
+            assert "detector not reachable" in page.inner_text("#streams-table")
+    finally:
+        dashboard.close()
     assert problems == []
