@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_CONFIG
     from iotwatch.dashboard.app import DashboardOptions, start
+    from iotwatch.logs import setup_logging
 
+    setup_logging(config.log, "dashboard")
     options = DashboardOptions(
         influxdb=config.influxdb.model_copy(update={k: v for k, v in (
             ("url", args.influxdb_url), ("api", args.api), ("database", args.database),
