@@ -51,6 +51,8 @@ from iotwatch.config import InfluxSettings
 
 MAX_BUCKETS = 600
 MAX_FILE_POINTS = 20_000
+# A long file is read this much per refresh, so the first page answers quickly.
+MAX_READ_BYTES = 32 << 20
 ALERT_LIMIT = 200
 SERVICE_LIMIT = 720
 SERVICE_MEASUREMENT = "iotwatch_service"
@@ -320,7 +322,7 @@ class LineFileSource:
             try:
                 with open(self.path, "rb") as store:
                     store.seek(self._offset)
-                    chunk = store.read()
+                    chunk = store.read(MAX_READ_BYTES)
             except FileNotFoundError:
                 return
             except OSError as exc:

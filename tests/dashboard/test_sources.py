@@ -98,3 +98,18 @@ def test_the_file_source_reads_only_new_lines(tmp_path):
         store.write(reading_line(keys.prefix("s", "d", "m"), BASE + 1, 2.0, {}, 0.2, 0.65,
                                  False) + "\nnot line protocol\n")
     assert source.readings(Selection(window_s=60))["value"].tolist() == [1.0, 2.0]
+
+
+def test_a_long_file_is_read_a_bounded_chunk_per_refresh(tmp_path, monkeypatch):
+    from iotwatch.dashboard import sources
+
+    keys = SeriesKeys("readings")
+    lines = [reading_line(keys.prefix("s", "d", "m"), BASE + i, float(i), {}, 0.1, 0.65, False)
+             for i in range(50)]
+    path = tmp_path / "points.lp"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr(sources, "MAX_READ_BYTES", len(lines[0]) * 10 + 5)
+    source = LineFileSource(path)
+    seen = [len(source.readings(Selection(window_s=60))) for _ in range(6)]
+    assert seen[0] == 10 and seen[-1] == 50
+    assert seen == sorted(seen)
