@@ -1,6 +1,8 @@
 """``iotwatch dashboard``: a live web page over the stored points and the services' APIs.
 
-    sources     the point store: InfluxDB 1.x, 2.x, 3.x (InfluxQL), or the file sink's file
+    sources     the point stores' common interface and frames
+    influxql    InfluxDB 1.x, 2.x, 3.x over InfluxQL (the queries Grafana sends)
+    linefile    the detector's file sink (line protocol), read incrementally
     services    the detector's and the alerting service's HTTP APIs (health, metrics, alerts)
     figures     Plotly figures and tables from what those return (pure)
     layout      the page's components

@@ -8,7 +8,9 @@ import pytest
 
 from detector.lineprotocol import SeriesKeys, alert_line, counters_line, reading_line
 from iotwatch.config import InfluxSettings
-from iotwatch.dashboard.sources import InfluxQLSource, LineFileSource, Selection
+from iotwatch.dashboard.influxql import InfluxQLSource
+from iotwatch.dashboard.linefile import LineFileSource
+from iotwatch.dashboard.sources import Selection
 
 BASE = 1_768_905_000.0
 STREAMS = [("plant-1", "boiler-1", "supply_temp"), ("plant-1", "boiler-2", "supply_temp"),
@@ -101,14 +103,14 @@ def test_the_file_source_reads_only_new_lines(tmp_path):
 
 
 def test_a_long_file_is_read_a_bounded_chunk_per_refresh(tmp_path, monkeypatch):
-    from iotwatch.dashboard import sources
+    from iotwatch.dashboard import linefile
 
     keys = SeriesKeys("readings")
     lines = [reading_line(keys.prefix("s", "d", "m"), BASE + i, float(i), {}, 0.1, 0.65, False)
              for i in range(50)]
     path = tmp_path / "points.lp"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    monkeypatch.setattr(sources, "MAX_READ_BYTES", len(lines[0]) * 10 + 5)
+    monkeypatch.setattr(linefile, "MAX_READ_BYTES", len(lines[0]) * 10 + 5)
     source = LineFileSource(path)
     seen = [len(source.readings(Selection(window_s=60))) for _ in range(6)]
     assert 0 < seen[0] < 50 and seen[-1] == 50
