@@ -19,6 +19,7 @@ import pandas as pd
 from dash import Dash, Input, Output, html
 
 from iotwatch.dashboard import figures, layout
+from iotwatch.dashboard.deadletters import DeadLetterTail
 from iotwatch.dashboard.services import AlertingApi, DetectorApi
 from iotwatch.dashboard.sources import PointSource, Selection, SourceError
 
@@ -35,6 +36,7 @@ class Readers:
     points: PointSource
     detector: DetectorApi
     alerting: AlertingApi
+    dead_letters: DeadLetterTail | None = None
 
 
 def selection_of(sites: Sequence[str] | None, devices: Sequence[str] | None,
@@ -78,8 +80,7 @@ def register(app: Dash, readers: Readers) -> None:
         return (layout.service_cards([detector, alerting]),
                 layout.table(firing, ["stream", "since", "value", "score", "receivers",
                                       "muted"], problem or "nothing is firing", "firing-table"),
-                layout.table(figures.dead_letter_rows([detector, alerting]),
-                             ["service", "reason", "count"], "none", "dead-letter-table"),
+                _dead_letters(readers, [detector, alerting], selection),
                 layout.table(figures.stream_rows(streams, selection),
                              ["stream", "readings", "value", "score", "state", "episodes"],
                              "detector not reachable" if streams is None else "no streams yet",
@@ -111,6 +112,27 @@ def register(app: Dash, readers: Readers) -> None:
                                                "text"], problem or "no alerts yet",
                                      "history-table")],
                 figures.throughput_figure(stats))
+
+
+def _dead_letters(readers: Readers, statuses, selection: Selection) -> list[Any]:
+    """Counts by reason (the services' counters), then the newest letters when the broker
+    is followed; letters about a reading obey the filters."""
+    parts = [layout.table(figures.dead_letter_rows(statuses), ["service", "reason", "count"],
+                          "none", "dead-letter-table")]
+    if readers.dead_letters is not None:
+        rows = [row for row in readers.dead_letters.rows() if _letter_selected(row, selection)]
+        parts += [html.Div("newest, since the page's server started", style={
+                      "fontSize": "12px", "color": "#666", "marginTop": "8px"}),
+                  layout.table(rows[:20], ["ts", "service", "reason", "topic", "detail"],
+                               "none yet", "dead-letter-list")]
+    return parts
+
+
+def _letter_selected(row: dict[str, Any], selection: Selection) -> bool:
+    levels = row.get("topic", "").split("/")
+    if len(levels) >= 5 and levels[-4] == "readings":
+        return selection.matches(*levels[-3:])
+    return True     # not about one stream (or a per-device message): always shown
 
 
 def _known_streams(readers: Readers) -> set[tuple[str, str, str]]:

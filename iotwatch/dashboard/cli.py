@@ -38,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alerting", metavar="URL", default=DEFAULT_ALERTING,
                         help="the alerting service's HTTP API (default: %(default)s; 'none' "
                         "for no alerting service)")
+    parser.add_argument("--mqtt", action="store_true",
+                        help="also list the newest dead letters, read from the broker in the "
+                        "config's mqtt: section as a user that may read <prefix>/deadletter/# "
+                        "(e.g. IOTWATCH__MQTT__USERNAME=monitor and IOTWATCH__MQTT__PASSWORD)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to serve the page on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8050,
@@ -64,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     from iotwatch.dashboard.app import DashboardOptions, start
     from iotwatch.logs import setup_logging
+    from iotwatch.mqtt import MqttError
 
     setup_logging(config.log, "dashboard")
     options = DashboardOptions(
@@ -73,9 +78,12 @@ def run(args: argparse.Namespace) -> int:
         points_file=_points_file(args, config),
         detector_url=args.detector or _detector_url(config),
         alerting_url=None if args.alerting == "none" else args.alerting,
-        host=args.host, port=args.port, refresh_s=args.refresh)
+        mqtt=config.mqtt if args.mqtt else None, host=args.host, port=args.port, refresh_s=args.refresh)
     try:
         dashboard = start(options)
+    except MqttError as exc:
+        print(f"iotwatch dashboard: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except OSError as exc:
         print(f"iotwatch dashboard: cannot serve on {args.host}:{args.port}: "
               f"{exc.strerror or exc}", file=sys.stderr)

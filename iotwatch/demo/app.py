@@ -46,7 +46,7 @@ from iotwatch.demo.view import (
     render_live,
     render_summary,
 )
-from iotwatch.mqtt import connect, make_client
+from iotwatch.mqtt import MqttError, connect, make_client
 from iotwatch.ports import free_port
 from iotwatch.topics import Topics
 
@@ -138,7 +138,7 @@ def _run(options: DemoOptions, workdir: Path, stop: threading.Event,
                 {configs.ALERTING_WEBHOOK_SECRET_ENV: receivers.webhook_secret})
             say(f"services:  detector {detector_url}   alerting {alerting_url}")
             if options.dashboard:
-                dashboard = _start_dashboard(store, detector_url, alerting_url, say)
+                dashboard = _start_dashboard(store, broker, detector_url, alerting_url, say)
             if stop.is_set():
                 return None
             publisher = _start_publisher(group, workdir, broker, options)
@@ -184,8 +184,8 @@ def _start_store(group: ProcessGroup, workdir: Path, want_file: bool,
     return store
 
 
-def _start_dashboard(store: PointStore, detector_url: str, alerting_url: str,
-                     say: Callable[[str], None]):
+def _start_dashboard(store: PointStore, broker: DemoBroker, detector_url: str,
+                     alerting_url: str, say: Callable[[str], None]):
     """The web page, served from a thread of this process while the demo runs."""
     try:
         from iotwatch.config import InfluxSettings
@@ -195,9 +195,17 @@ def _start_dashboard(store: PointStore, detector_url: str, alerting_url: str,
         return None
     influxdb = None if store.url is None else InfluxSettings(url=store.url,
                                                              database=store.database)
-    dashboard = start(DashboardOptions(influxdb=influxdb, points_file=store.local,
-                                       detector_url=detector_url, alerting_url=alerting_url,
-                                       port=0, refresh_s=1.0)).in_background()
+    # The monitor role reads the dead letters, as the demo's own monitor does.
+    mqtt = MqttSettings(host=broker.host, port=broker.port, username="monitor",
+                        password=broker.passwords["monitor"], topic_prefix=configs.TOPIC_PREFIX)
+    try:
+        dashboard = start(DashboardOptions(influxdb=influxdb, points_file=store.local,
+                                           detector_url=detector_url,
+                                           alerting_url=alerting_url, mqtt=mqtt, port=0,
+                                           refresh_s=1.0)).in_background()
+    except (OSError, MqttError) as exc:
+        say(f"dashboard: not started ({exc})")
+        return None
     say(f"dashboard: {dashboard.url}  (live while the demo runs)")
     return dashboard
 

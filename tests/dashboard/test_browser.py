@@ -1,8 +1,9 @@
 """The dashboard in a real browser against a real run: Mosquitto, the detector, InfluxDB 1.x.
 
 Headless Chromium (Debian's ``chromium``) driven by Playwright: the page loads and shows
-the streams, a fault injected over MQTT appears as firing, a filter narrows every panel,
-and the browser logs no console error along the way.
+the streams, a fault injected over MQTT appears as firing, a malformed reading appears as
+a dead letter, a filter narrows every panel, and the browser logs no console error along
+the way.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 from detector_service.service import BASE_TS, Detector, Feeder, detector_config, series
 from harness import free_port, wait_until
 
-from iotwatch.config import InfluxSettings
+from iotwatch.config import InfluxSettings, MqttSettings
 from iotwatch.dashboard import browser
 
 SITE, N_STREAMS, CALM = "dash-1", 3, 120
@@ -43,9 +44,12 @@ def run(tmp_path, mosquitto, influxdb):
     feeder.flush()
     wait_until(lambda: influxdb.count("readings", db=database) >= N_STREAMS * CALM, 60,
                what="the calm readings in InfluxDB")
+    monitor = MqttSettings(**mosquitto.mqtt_section("monitor"),
+                           password=mosquitto.password("monitor"))
     dashboard = start(DashboardOptions(
         influxdb=InfluxSettings(url=influxdb.url, database=database),
-        detector_url=detector.url, alerting_url=None, port=0, refresh_s=1.0)).in_background()
+        detector_url=detector.url, alerting_url=None, mqtt=monitor, port=0,
+        refresh_s=1.0)).in_background()
     try:
         yield dashboard, feeder
     finally:
@@ -83,6 +87,14 @@ def test_page_shows_streams_a_fault_firing_and_filters(run):
                    what="the firing alert in the alert history (from InfluxDB)")
         assert faulty in page.inner_text("#alert-history")
 
+        # A malformed reading: counted by reason, and listed with its topic from the broker.
+        garbage = f"iotwatch/readings/{SITE}/dev-2/temperature"
+        feeder.raw(garbage, b'{"value": "hot"}')
+        feeder.flush()
+        wait_until(lambda: garbage in page.inner_text(".dead-letter-list"), 30,
+                   what="the dead letter listed on the page")
+        assert "non_numeric" in page.inner_text(".dead-letter-table")
+
         # Filtering on another device narrows every panel to it.
         page.click("#filter-device")
         page.locator(".dash-dropdown-option", has_text=re.compile(r"^\s*dev-0\s*$")).click()
@@ -96,6 +108,7 @@ def test_page_shows_streams_a_fault_firing_and_filters(run):
         assert calm in page.inner_text("#streams-graph")
         assert "nothing is firing" in page.inner_text("#firing")
         assert "no alerts yet" in page.inner_text("#alert-history")
+        assert garbage not in page.inner_text("#dead-letters")
     assert problems == []
 
 

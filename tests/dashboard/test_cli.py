@@ -72,3 +72,14 @@ def _empty_config(tmp_path):
     path = tmp_path / "empty.yaml"
     path.write_text("{}\n", encoding="utf-8")
     return path
+
+
+def test_a_broker_that_cannot_be_reached_for_dead_letters_is_one_line_and_exit_2(tmp_path,
+                                                                                  capsys):
+    port = free_port()
+    config = tmp_path / "detector.yaml"
+    config.write_text(yaml.safe_dump({"mqtt": {"port": port}}), encoding="utf-8")
+    assert main(["dashboard", "-c", str(config), "--mqtt", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"iotwatch dashboard: cannot connect to MQTT broker at 127.0.0.1:{port}")
+    assert err.count("\n") == 1

@@ -1,5 +1,6 @@
 """``iotwatch demo`` serves the dashboard: its URL is printed, the page shows the demo's
-streams and alerts from the file store (no InfluxDB) while the run goes on, and the demo
+streams and alerts from the file store (no InfluxDB) and the dead letter from the broker
+while the run goes on, and the demo
 still passes and leaves nothing behind."""
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def test_the_demo_prints_the_dashboard_url_and_the_page_shows_the_run():
                        what="the demo's streams charted from the file store")
             wait_until(lambda: "firing" in page.inner_text("#alert-history"), 60,
                        what="the demo's first alert in the history")
+            wait_until(lambda: "boiler-house/pump-1/power" in page.inner_text(
+                ".dead-letter-list"), 60, what="the demo's malformed reading as a dead letter")
             assert page.inner_text("#service-detector .state") == "ok"
             assert page.inner_text("#service-alerting .state") == "ok"
         assert problems == []
