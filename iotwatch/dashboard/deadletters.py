@@ -63,6 +63,8 @@ class DeadLetterTail:
             letter = {"reason": "unreadable",
                       "detail": f"not a dead-letter object: {payload[:80]!r}"}
         row = {key: str(letter.get(key, "")) for key in ("ts", "service", "reason", "topic")}
+        # RFC 3339 as the page's other tables show times: "2026-01-20 10:30:00".
+        row["ts"] = row["ts"].replace("T", " ")[:19]
         row["detail"] = str(letter.get("detail", ""))[:DETAIL_CHARS]
         with self._lock:
             self._letters.append(row)

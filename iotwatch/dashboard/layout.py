@@ -29,6 +29,7 @@ DEAD_LETTERS = "dead-letters"
 THROUGHPUT = "throughput"
 SOURCE = "source"
 
+WRAPPED = {"text", "detail", "topic"}
 WINDOWS = {"15 min": 900, "1 h": 3600, "6 h": 21_600, "24 h": 86_400, "7 d": 604_800}
 DEFAULT_WINDOW = 3600
 
@@ -73,9 +74,9 @@ def page(source: str, refresh_ms: int) -> html.Div:
                  "reset)", dcc.Graph(id=STREAMS_GRAPH, config={"displaylogo": False})),
         _section("Alert history", html.Div(id=HISTORY)),
         html.Div(style=STYLE["row"], children=[
-            html.Div(style={"flex": "2", "minWidth": "480px"}, children=[
+            html.Div(style={"flex": "1", "minWidth": "480px", "overflowX": "auto"}, children=[
                 _section("Detector's streams", html.Div(id=STREAMS_TABLE))]),
-            html.Div(style={"flex": "1", "minWidth": "320px"}, children=[
+            html.Div(style={"flex": "1", "minWidth": "420px", "overflowX": "auto"}, children=[
                 _section("Dead letters (rejected messages)", html.Div(id=DEAD_LETTERS))]),
         ]),
         _section("Throughput", dcc.Graph(id=THROUGHPUT, config={"displaylogo": False})),
@@ -123,9 +124,9 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], empty_text: st
         return html.Div(empty_text, className=f"{element_class} empty",
                         style={"color": "#888", "fontSize": "13px"})
     head = html.Thead(html.Tr([html.Th(c, style=STYLE["cell"]) for c in columns]))
-    # Stream names and times stay on one line; free text (an alert's summary) wraps.
+    # Stream names and times stay on one line; free text (summaries, details) wraps.
     body = html.Tbody([html.Tr([html.Td(format_cell(row.get(c)), style={
-        **STYLE["cell"], **(STYLE["nowrap"] if c != "text" else {}),
+        **STYLE["cell"], **(STYLE["nowrap"] if c not in WRAPPED else {}),
         **(STYLE["firing"] if row.get(c) == "firing" else {})})
         for c in columns], className=f"{element_class}-row") for row in rows])
     return html.Table([head, body], className=element_class, style=STYLE["table"])
