@@ -53,7 +53,9 @@ def write_interactive(report: Path, plots: Sequence[tuple[Any, ...]]) -> Path:
 <style>body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}</style>
 </head><body>
 <h1>Zoomable plots</h1>
-<p>Drag to zoom, double-click to reset; the static report: <a href="{html.escape(report.name)}">{html.escape(report.name)}</a>.</p>
+<p>Drag to zoom, double-click to reset, hover to read values. Orange: labelled windows;
+grey: warm-up (not scored); red lines: alerts fired. The static report:
+<a href="{html.escape(report.name)}">{html.escape(report.name)}</a>.</p>
 {''.join(sections)}
 </body></html>
 """, encoding="utf-8")
@@ -76,27 +78,16 @@ def file_figure(series: Series, scored: Scored, entry: dict, detector: str,
     scatter = go.Scattergl if series.rows > WEBGL_ROWS else go.Scatter
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.68, 0.32],
                            vertical_spacing=0.04)
-    for row in (1, 2):
-        if series.warmup_rows > 0:
-            figure.add_vrect(x0=times[0], x1=times[min(series.warmup_rows, series.rows - 1)],
-                             fillcolor="lightgrey", opacity=0.5, line_width=0, row=row, col=1)
-        for span in series.spans:
-            figure.add_vrect(x0=times[span.first], x1=times[span.last], fillcolor="orange",
-                             opacity=0.25, line_width=0, row=row, col=1)
     values = _display_values(series)
     flagged = np.flatnonzero(scored.flags)
     for j, column in enumerate(series.columns or series.metrics):
         figure.add_trace(scatter(x=times, y=values[:, j].astype(np.float32), mode="lines",
-                                 name=column,
-                                 line={"width": 1}), row=1, col=1)
+                                 name=column, line={"width": 1}), row=1, col=1)
     marks = values[flagged, 0] if values.shape[1] == 1 else \
         np.full(flagged.size, np.nanmax(values) * 1.02)
     figure.add_trace(scatter(x=times[flagged], y=marks, mode="markers",
                              marker={"color": "red", "size": 5},
                              name=f"flagged ({flagged.size})"), row=1, col=1)
-    for fired in sorted({a for a, _, _ in scored.alerts}):
-        figure.add_vline(x=times[fired], line_color="red", line_width=1, opacity=0.7,
-                         row=1, col=1)
     figure.add_trace(scatter(x=times, y=scored.scores.astype(np.float32), mode="lines",
                              name="anomaly score",
                              line={"color": "purple", "width": 1}), row=2, col=1)
@@ -105,6 +96,18 @@ def file_figure(series: Series, scored: Scored, entry: dict, detector: str,
                                  name="detector threshold",
                                  line={"color": "red", "dash": "dash", "width": 1}),
                          row=2, col=1)
+    # Shapes after the traces: Plotly leaves out a shape on a subplot with no data yet.
+    for row in (1, 2):
+        if series.warmup_rows > 0:
+            figure.add_vrect(x0=times[0], x1=times[min(series.warmup_rows, series.rows - 1)],
+                             fillcolor="lightgrey", opacity=0.5, line_width=0, layer="below",
+                             row=row, col=1)
+        for span in series.spans:
+            figure.add_vrect(x0=times[span.first], x1=times[span.last], fillcolor="orange",
+                             opacity=0.25, line_width=0, layer="below", row=row, col=1)
+    for fired in sorted({a for a, _, _ in scored.alerts}):
+        figure.add_vline(x=times[fired], line_color="red", line_width=1, opacity=0.7,
+                         row=1, col=1)
     if nab_threshold is not None and 0 <= nab_threshold <= 1:
         figure.add_hline(y=nab_threshold, line_dash="dot", line_color="green", row=2, col=1,
                          annotation_text=f"NAB threshold {nab_threshold:.3f}")

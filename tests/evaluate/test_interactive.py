@@ -49,6 +49,13 @@ def test_the_report_keeps_its_pngs_and_links_a_zoomable_page(tmp_path):
     names = [trace["name"] for trace in figures[0]]
     assert names == ["temp", "flagged (3)", "anomaly score", "detector threshold"]
     assert _array(figures[0][2]["y"])[52] == np.float32(0.9)
+    # Warm-up and labelled window shaded on both rows (Plotly drops shapes added to a
+    # subplot before its data), the alert and the NAB threshold as lines.
+    layout = json.loads(re.search(r"Plotly\.newPlot\(\s*\"[^\"]+\",\s*\[.*?\],\s*(\{.*?\}),"
+                                  r"\s*\{\"displaylogo", page, re.S)[1])
+    kinds = sorted((shape["type"], shape.get("fillcolor", "")) for shape in layout["shapes"])
+    assert kinds == [("line", ""), ("line", ""), ("rect", "lightgrey"), ("rect", "lightgrey"),
+                     ("rect", "orange"), ("rect", "orange")]     # lines: the alert, NAB
 
 
 def _array(encoded) -> np.ndarray:
