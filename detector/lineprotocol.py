@@ -208,3 +208,63 @@ def _split_unescaped(text: str, separator: str, limit: int = -1) -> list[str]:
             current.append(char)
     parts.append("".join(current))
     return parts
+
+
+def parse_line(line: str) -> tuple[str, dict[str, str], dict[str, float | int | str | bool], int]:
+    """``(measurement, tags, fields, timestamp)`` of one line (the file sink's store).
+
+    Integers (``5i``) come back as int, strings unquoted, ``t``/``f`` as bool; the timestamp
+    is in the line's own unit (ms for the lines this module builds). ValueError names what
+    is wrong with a line that cannot be read.
+
+    >>> parse_line('alerts,site=s,state=firing text="a, b \\\\"c\\\\"",score=0.9,n=2i 1000')
+    ('alerts', {'site': 's', 'state': 'firing'}, {'text': 'a, b "c"', 'score': 0.9, 'n': 2}, 1000)
+    >>> parse_line("readings value=1")
+    Traceback (most recent call last):
+    ...
+    ValueError: expected 'measurement[,tags] fields timestamp', got 'readings value=1'
+    """
+    parts = _split_fields(line.strip(), " ")
+    if len(parts) != 3:
+        raise ValueError(f"expected 'measurement[,tags] fields timestamp', got {line[:80]!r}")
+    head, field_text, stamp = parts
+    names = _split_unescaped(head, ",")
+    tags = {}
+    for part in names[1:]:
+        pieces = _split_unescaped(part, "=", 1)
+        if len(pieces) == 2:
+            tags[_UNESCAPE.sub(r"\1", pieces[0])] = _UNESCAPE.sub(r"\1", pieces[1])
+    fields: dict[str, float | int | str | bool] = {}
+    for part in _split_fields(field_text, ","):
+        key, _, raw = part.partition("=")
+        fields[_UNESCAPE.sub(r"\1", key)] = _field_value(raw)
+    return _UNESCAPE.sub(r"\1", names[0]), tags, fields, int(stamp)
+
+
+def _split_fields(text: str, separator: str) -> list[str]:
+    """Split on ``separator`` outside quoted strings and escapes."""
+    parts, start, quoted, escaped = [], 0, False, False
+    for i, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _field_value(raw: str) -> float | int | str | bool:
+    if raw.startswith('"'):
+        return re.sub(r'\\(["\\])', r"\1", raw[1:-1])
+    if raw.endswith("i"):
+        return int(raw[:-1])
+    if raw in ("t", "T", "true", "True", "TRUE"):
+        return True
+    if raw in ("f", "F", "false", "False", "FALSE"):
+        return False
+    return float(raw)

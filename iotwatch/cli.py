@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("detector.evaluate.cli", "score detectors offline on labelled data"),
     "demo": ("iotwatch.demo.cli", "run the whole pipeline locally and show it working"),
     "bench": ("detector.benchmark.cli", "measure the detector against the broker's ceiling"),
+    "dashboard": ("iotwatch.dashboard.cli", "serve a live web page of streams, alerts and services"),
 }
 
 EXIT_USAGE = 2
