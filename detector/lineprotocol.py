@@ -75,7 +75,7 @@ def timestamp(ts: float, precision: str = "us") -> int:
     raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
-_PER_SECOND = {"ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}
+PER_SECOND = {"ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 def rescale_timestamps(body: bytes, source: str, target: str) -> bytes:
@@ -91,7 +91,7 @@ def rescale_timestamps(body: bytes, source: str, target: str) -> bytes:
     """
     if source == target:
         return body
-    up, down = _PER_SECOND[target], _PER_SECOND[source]
+    up, down = PER_SECOND[target], PER_SECOND[source]
     lines = []
     for line in body.split(b"\n"):
         head, _, stamp = line.rpartition(b" ")
@@ -214,7 +214,7 @@ def parse_line(line: str) -> tuple[str, dict[str, str], dict[str, float | int | 
     """``(measurement, tags, fields, timestamp)`` of one line (the file sink's store).
 
     Integers (``5i``) come back as int, strings unquoted, ``t``/``f`` as bool; the timestamp
-    is in the line's own unit (ms for the lines this module builds). ValueError names what
+    is in the line's own unit (``influxdb.precision`` for the lines this module builds). ValueError names what
     is wrong with a line that cannot be read.
 
     >>> parse_line('alerts,site=s,state=firing text="a, b \\\\"c\\\\"",score=0.9,n=2i 1000')

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from detector.lineprotocol import parse_line
+from detector.lineprotocol import PER_SECOND, parse_line
 from iotwatch.dashboard.sources import (
     ALERT_COLUMNS,
     ALERT_LIMIT,
@@ -37,7 +37,7 @@ class LineFileSource:
     >>> import tempfile
     >>> path = Path(tempfile.mkdtemp()) / "points.lp"
     >>> _ = path.write_text("readings,site=s,device=d,metric=m value=1.0,score=0.1,"
-    ...                     "threshold=0.65,anomaly=0i 60000\\n")
+    ...                     "threshold=0.65,anomaly=0i 60000000\\n")
     >>> source = LineFileSource(path)
     >>> source.streams()[["site", "device", "metric"]].values.tolist()
     [['s', 'd', 'm']]
@@ -46,8 +46,10 @@ class LineFileSource:
     """
 
     def __init__(self, path: Path, measurement: str = "readings",
-                 alert_measurement: str = "alerts") -> None:
+                 alert_measurement: str = "alerts", precision: str = "us") -> None:
         self.path = Path(path)
+        # The file holds timestamps in the detector's influxdb.precision; frames use ms.
+        self._per_ms = PER_SECOND[precision] // 1000
         self.measurement = measurement
         self.alert_measurement = alert_measurement
         self._lock = threading.Lock()
@@ -118,6 +120,7 @@ class LineFileSource:
             measurement, tags, fields, ts = parse_line(line)
         except ValueError:
             return  # the file sink writes whole lines; a torn one is not worth a page error
+        ts //= self._per_ms
         if measurement == self.measurement:
             key = (tags.get("site", ""), tags.get("device", ""), tags.get("metric", ""))
             self._readings[key].append((ts, fields.get("value"), fields.get("score"),

@@ -146,5 +146,6 @@ def open_source(settings: InfluxSettings | None, file: Path | None) -> PointSour
     if file is not None:
         measurement = settings.measurement if settings else "readings"
         alerts = settings.alert_measurement if settings else "alerts"
-        return LineFileSource(file, measurement, alerts)
+        precision = settings.precision if settings else "us"
+        return LineFileSource(file, measurement, alerts, precision)
     return InfluxQLSource(settings or InfluxSettings())

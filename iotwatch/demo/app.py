@@ -193,8 +193,8 @@ def _start_dashboard(store: PointStore, broker: DemoBroker, detector_url: str,
     except ImportError as exc:     # dash not installed: the demo runs without the page
         say(f"dashboard: not started ({exc})")
         return None
-    influxdb = None if store.url is None else InfluxSettings(url=store.url,
-                                                             database=store.database)
+    where = {} if store.url is None else {"url": store.url, "database": store.database}
+    influxdb = InfluxSettings(precision=store.precision, **where)
     # The monitor role reads the dead letters, as the demo's own monitor does.
     mqtt = MqttSettings(host=broker.host, port=broker.port, username="monitor",
                         password=broker.passwords["monitor"], topic_prefix=configs.TOPIC_PREFIX)

@@ -44,7 +44,7 @@ def _lines() -> list[str]:
 def sources(tmp_path, influxdb):
     database = influxdb.create_database()
     lines = _lines()
-    influxdb.write(lines, db=database, precision="ms")
+    influxdb.write(lines, db=database, precision="u")
     path = tmp_path / "points.lp"
     # A torn last line (a write in progress) is left for the next read.
     path.write_text("\n".join(lines) + "\nreadings,site=plant-1,device=boi", encoding="utf-8")
