@@ -21,19 +21,22 @@ def drill_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def start_pipeline(request: pytest.FixtureRequest, tmp_path: Path, fresh_mosquitto,
+def start_pipeline(request: pytest.FixtureRequest, tmp_path: Path,
                    drill_cert) -> Iterator[Callable[..., Pipeline]]:
-    """``start_pipeline(own_influxdb=False, detector=None, influx_options=None,
-    alerting=True, start=True)``: a pipeline on a broker of its own; ``own_influxdb`` gives
-    it an InfluxDB it may stop; ``detector`` / ``influx_options`` override the detector's
+    """``start_pipeline(stock_broker=False, own_influxdb=False, detector=None,
+    influx_options=None, alerting=True, start=True)``: a pipeline on a broker of its own
+    (the project's configuration, or with ``stock_broker`` Mosquitto's stock queue limits);
+    ``own_influxdb`` gives it an InfluxDB it may stop; ``detector`` / ``influx_options`` override the detector's
     ``detector:`` / ``influxdb:`` sections."""
     made: list[Pipeline] = []
 
-    def make(*, own_influxdb: bool = False, detector: dict[str, Any] | None = None,
+    def make(*, stock_broker: bool = False, own_influxdb: bool = False,
+             detector: dict[str, Any] | None = None,
              influx_options: dict[str, Any] | None = None, alerting: bool = True,
              start: bool = True) -> Pipeline:
+        broker = request.getfixturevalue("stock_mosquitto" if stock_broker else "fresh_mosquitto")
         influx = request.getfixturevalue("fresh_influxdb" if own_influxdb else "influxdb")
-        pipeline = Pipeline(tmp_path, fresh_mosquitto, influx, drill_cert, detector=detector,
+        pipeline = Pipeline(tmp_path, broker, influx, drill_cert, detector=detector,
                             influx_options=influx_options, alerting=alerting)
         made.append(pipeline)
         return pipeline.start() if start else pipeline
