@@ -107,6 +107,16 @@ class Pipeline:
             self.alerting.start()
         return self
 
+    def assert_running(self) -> None:
+        """Fail at once, with its log, when a service has exited (a drill never stops one
+        without starting it again before it waits)."""
+        for name, process, log in (
+                ("detector", self.detector.process, self.detector.log_tail),
+                ("alerting", self.alerting and self.alerting.process,
+                 self.alerting and self.alerting.log)):
+            if process is not None and process.poll() is not None:
+                raise AssertionError(f"the {name} exited with {process.returncode}\n{log()}")
+
     def deliveries(self) -> list[dict[str, Any]]:
         """The alerting service's outbox (``GET /deliveries``), every state."""
         assert self.alerting is not None
@@ -264,6 +274,7 @@ class Drill:
         targets = set(self.pipeline.alerting.get("/health")["targets"])  # type: ignore[union-attr]
 
         def queued_everywhere() -> bool:
+            self.pipeline.assert_running()
             rows = self.pipeline.deliveries()
             return all(wanted <= {(a["fingerprint"], a["state"]) for row in rows
                                   if row["target"] == target for a in row["alerts"]}
@@ -283,7 +294,8 @@ class Drill:
         and, with ``deliveries``, every notification delivered."""
         pipeline = self.pipeline
         self.disconnect()
-        wait_until(lambda: len(pipeline.stored()) >= len(self.published), timeout,
+        wait_until(lambda: pipeline.assert_running() or len(pipeline.stored())
+                   >= len(self.published), timeout,
                    what=f"{len(self.published)} points of {self.name} in InfluxDB\n"
                         f"{pipeline.detector.log_tail()}")
         expected = {(fp, state) for fp in self.fingerprints() for state in ("firing", "resolved")}
