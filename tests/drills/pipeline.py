@@ -144,6 +144,7 @@ class Counts:
     unexpected: list[tuple[str, int]]     # stored, never published
     alerted: int                          # distinct (fingerprint, state) the detector published
     alert_repeats: int                    # an alert message for a (fingerprint, state) again
+    redelivered: int                      # ... of those, the same alert (same ts) again
     expected_notifications: set[tuple[str, str]]
     delivered: dict[str, set[tuple[str, str]]]
     same_key_repeats: dict[str, int]      # a receiver got an idempotency key again
@@ -153,6 +154,13 @@ class Counts:
         return self.expected_notifications - self.delivered.get(receiver, set())
 
     def summary(self, name: str, extra: str = "") -> str:
+        """The drill's one line, as docs/drills.md quotes it.
+
+        >>> fired = {("f1", "firing"), ("f1", "resolved")}
+        >>> Counts(10, 10, [], [], 2, 0, 0, fired, {"webhook": fired}, {"webhook": 1},
+        ...        {"webhook": 0}).summary("demo", "webhook answered 500 once")
+        'DRILL demo: published 10, stored 10, lost 0, alerted 2 (+0 repeated), delivered webhook 2/2 (+1 same-key retries, 0 unexplained duplicates); webhook answered 500 once'
+        """
         delivered = ", ".join(
             f"{receiver} {len(self.expected_notifications - self.missing(receiver))}/"
             f"{len(self.expected_notifications)}" for receiver in sorted(self.delivered))
@@ -316,6 +324,7 @@ class Drill:
                   for row in pipeline.stored()}
         alerts = pipeline.alerts.json()
         keys = Counter((a["fingerprint"], a["state"]) for a in alerts)
+        same = Counter((a["fingerprint"], a["state"], a["ts"]) for a in alerts)
         seen = [AlertSeen((a["site"], a["device"], a["metric"]), a["fingerprint"], a["state"],
                           float(index)) for index, a in enumerate(alerts)]
         receivers = {"webhook": pipeline.webhook, "email": pipeline.smtp} \
@@ -325,6 +334,7 @@ class Drill:
             published=len(self.published), stored=len(stored),
             lost=sorted(self.published - stored), unexpected=sorted(stored - self.published),
             alerted=len(keys), alert_repeats=sum(keys.values()) - len(keys),
+            redelivered=sum(same.values()) - len(same),
             expected_notifications=expected,
             delivered={name: r.notifications() for name, r in receivers.items()},
             same_key_repeats={name: r.duplicates() for name, r in receivers.items()},
