@@ -34,6 +34,7 @@ def test_a_poison_reading_mid_stream_does_not_stop_the_pipeline(start_pipeline):
     assert detector.poll() is None, "the detector stopped"
     assert pipeline.detector.process is detector  # the same process throughout
     assert len(letters) == 1 and letters[0]["payload"] == POISON.decode()
+    assert reasons == ["absurd_timestamp"]
     assert counts.stored == counts.published
 
 
