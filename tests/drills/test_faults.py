@@ -40,8 +40,11 @@ def test_broker_restarted_mid_stream(start_pipeline):
     drill.publish(drill.next_seq + 20)
     drill.settle()
     # A reading in flight when the broker stopped comes again: the same point, stored once.
-    drill.check(f"processed, not yet acknowledged at the restart {in_flight[0]}")
+    again = pipeline.detector.get("/health")[1]["sequence"]["duplicated"]
+    drill.check(f"processed, not yet acknowledged at the restart {in_flight[0]}; "
+                f"received again (seq duplicates at the detector) {again}")
     assert in_flight[0] > 0, "nothing was in flight: the restart was not mid-stream"
+    assert again > 0, "the broker resent nothing the detector had not acknowledged"
 
 
 def test_detector_sigkilled_and_restarted(start_pipeline):
