@@ -3,6 +3,7 @@
     MQTT (QoS 1, persistent session, manual acks)
       -> intake queue (paho thread)            consumer.Intake
       -> parse, score, learn, decide (worker)  worker.Worker + handler.MessageHandler
+           (new streams within limits, idle ones evicted to disk)  streamlimit.StreamGate
            -> alerts, alert state, dead letters on MQTT    emit.Emitter
            -> batches of line protocol
       -> write or spool (delivery thread)      delivery.Delivery, sink, spool.Spool
@@ -33,6 +34,7 @@ from detector.metrics import Metrics
 from detector.reconcile import read_retained_alerts, stale_alerts
 from detector.sink import make_writer
 from detector.spool import Spool
+from detector.streamlimit import StreamGate, store_beside
 from detector.worker import Cadence, Worker
 from iotwatch.httpserver import serve
 from iotwatch.mqtt import connect, make_client, publish_status
@@ -55,10 +57,13 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     # State: the engine as the last checkpoint left it.
     checkpoints = CheckpointFile(section.checkpoint.path)
     engine = _restore(checkpoints, section)
+    # Bounds on the streams held; idle ones are evicted to disk beside the checkpoint.
+    gate = StreamGate(section.limits.stream_limits(), store_beside(checkpoints.path), metrics)
+    gate.adopt(engine, time.time())
     handler = MessageHandler(engine, ReadingParser(topics, section.limits.parse_limits()),
                              measurement=influx.measurement,
                              alert_measurement=influx.alert_measurement,
-                             device_points=section.output.device_points)
+                             device_points=section.output.device_points, gate=gate)
 
     # Alerts that fired after that checkpoint: the retained alert states tell.
     retained = read_retained_alerts(mqtt, topics.alert_state_filter)
@@ -96,7 +101,9 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
             problems.append(delivery.last_error or f"nothing written to "
                             f"{delivery.writer.description} yet")
         spooled = delivery.spool_state
-        return not problems, {"problems": problems, "mqtt_connected": intake.connected,
+        warnings = [w for w in (gate.warning(time.time()),) if w is not None]
+        return not problems, {"problems": problems, "warnings": warnings,
+                              "mqtt_connected": intake.connected,
                               "sink": delivery.writer.description,
                               "sink_writable": bool(delivery.writable),
                               "spool_points": spooled.points, "spool_batches": spooled.batches,

@@ -1,7 +1,9 @@
 """One MQTT message in; its points, alerts and rejection out. No I/O, no clock.
 
 The handler owns the engine: every use of it (learning here, ``/streams`` and
-``/predict`` from HTTP threads, snapshots) goes through ``lock``.
+``/predict`` from HTTP threads, snapshots) goes through ``lock``. An optional ``gate``
+(``detector.streamlimit``, the service's) decides first whether a message's streams may
+exist; it is the one part that touches disk (evicted streams).
 
 >>> from detector.engine import Engine, EngineSettings
 >>> from iotwatch.parse import ReadingParser
@@ -30,6 +32,7 @@ from detector.lineprotocol import (
     reading_line,
     timestamp_ms,
 )
+from detector.streamlimit import StreamGate
 from iotwatch.contracts import Alert, Reading, Rejected
 from iotwatch.parse import ReadingParser
 
@@ -50,9 +53,11 @@ class MessageHandler:
     """Parses, scores and learns one message at a time; builds its points and alerts."""
 
     def __init__(self, engine: Engine, parser: ReadingParser, *, measurement: str = "readings",
-                 alert_measurement: str = "alerts", device_points: bool = True) -> None:
+                 alert_measurement: str = "alerts", device_points: bool = True,
+                 gate: StreamGate | None = None) -> None:
         self.engine = engine
         self.parser = parser
+        self.gate = gate
         self.lock = threading.Lock()
         self._series = SeriesKeys(measurement)
         self._alert_measurement = alert_measurement
@@ -66,6 +71,10 @@ class MessageHandler:
         done = Handled(readings=len(readings), reading_ts=readings[0].ts)
         lines = done.lines
         with self.lock:
+            if self.gate is not None:
+                refused = self.gate.admit(self.engine, readings, received_at)
+                if refused is not None:
+                    return Handled(rejected=refused)
             for reading in readings:
                 try:
                     outcome = self.engine.process(reading.site, reading.device, reading.metric,
@@ -148,6 +157,12 @@ class MessageHandler:
     def snapshot(self) -> bytes:
         with self.lock:
             return self.engine.snapshot()
+
+    def checkpointed(self) -> None:
+        """The last ``snapshot`` is on disk."""
+        if self.gate is not None:
+            with self.lock:
+                self.gate.checkpointed(self.engine)
 
 
 def alert_from_event(site: str, device: str, metric: str, event: AlertEvent) -> Alert:

@@ -212,6 +212,7 @@ class Worker:
             log.error("cannot write checkpoint %s: %s: %s", self.checkpoints.path,
                       type(exc).__name__, exc)
         else:
+            self.handler.checkpointed()
             self.metrics.checkpoints.inc()
             self.last_checkpoint = self._clock()
             log.debug("checkpoint written in %.3f s", self._monotonic() - started)
