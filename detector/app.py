@@ -37,6 +37,7 @@ from detector.spool import Spool
 from detector.streamlimit import StreamGate, store_beside
 from detector.worker import Cadence, Worker
 from iotwatch.httpserver import serve
+from iotwatch.liveness import Vital, check_liveness
 from iotwatch.mqtt import connect, make_client, publish_status
 from iotwatch.parse import ReadingParser
 from iotwatch.topics import Topics
@@ -121,6 +122,11 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
                                 daemon=True)]
     for thread in threads:
         thread.start()
+
+    def live() -> tuple[bool, dict[str, Any]]:
+        return check_liveness([Vital("delivery", threads[0], delivery.heartbeat),
+                               Vital("worker", threads[1], worker.heartbeat)],
+                              stopping=bool(failed))
     connect(client, mqtt)
     for alert in stale:
         log.warning("closing %s alert %s: %s", alert.metric, alert.fingerprint,
@@ -129,8 +135,9 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     server = None
     if config.http.enabled:
         server = serve(config.http.host, config.http.port,
-                       routes(handler, handler.parser, topics, health, exposition))
-        log.info("http on %s:%s (/health /metrics /streams /predict)", server.host, server.port)
+                       routes(handler, handler.parser, topics, health, exposition, live=live))
+        log.info("http on %s:%s (/health /health/live /health/ready /metrics /streams "
+                 "/predict)", server.host, server.port)
     log.info("detector running: %d streams restored, writing to %s", handler.stream_count(),
              delivery.writer.description)
 

@@ -32,6 +32,7 @@ from detector.handler import MessageHandler
 from detector.lineprotocol import counters_line
 from detector.metrics import Metrics
 from iotwatch.contracts import Reason
+from iotwatch.liveness import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class Worker:
         self.last_checkpoint: float | None = None  # wall clock
         self._next_error_log = 0.0
         self._engine_errors = 0
+        self.heartbeat = Heartbeat(monotonic)  # for /health/live
 
     def stop(self) -> None:
         self._stop.set()
@@ -83,6 +85,7 @@ class Worker:
     def run(self) -> None:
         cadence = self.cadence
         while not self._stop.is_set():
+            self.heartbeat.beat()
             batch = self._batch
             wait = cadence.idle_flush_s if batch.lines or batch.tokens else 0.2
             try:
@@ -195,7 +198,8 @@ class Worker:
             return
         self._batch = self._new_batch()
         self.metrics.messages.inc(batch.messages)
-        self.delivery.submit(batch)
+        with self.heartbeat.waiting():  # back-pressure: the write stage answers for us
+            self.delivery.submit(batch)
 
     def _new_batch(self) -> Batch:
         return Batch(created=self._clock(), started=self._monotonic())
