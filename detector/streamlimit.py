@@ -38,6 +38,7 @@ arrival time: the gate keeps no clock of its own.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +73,7 @@ class StreamGate:
         self.metrics = metrics or Metrics()
         self.metrics.stream_limit.set(limits.max_streams)
         # key -> arrival of its last message, in order of last use (oldest first).
-        self._last_seen: dict[str, float] = {}
+        self._last_seen: OrderedDict[str, float] = OrderedDict()
         self._tokens = float(limits.max_new_per_minute)
         self._tokens_at: float | None = None
         self._next_sweep = 0.0
@@ -102,8 +103,8 @@ class StreamGate:
                 return refused
         seen = self._last_seen
         for key in keys:
-            seen.pop(key, None)
             seen[key] = now
+            seen.move_to_end(key)
         return None
 
     def _make_room(self, engine: Engine, missing: list[str], now: float) -> Rejected | None:
@@ -170,8 +171,8 @@ class StreamGate:
                 del seen[key]
                 continue
             if engine.alert_state(key) != "normal":  # its open alert needs it resident
-                del seen[key]
                 seen[key] = now
+                seen.move_to_end(key)
                 continue
             try:
                 self.store.save(key, engine.export_stream(key))

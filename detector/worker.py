@@ -77,6 +77,8 @@ class Worker:
         self.last_checkpoint: float | None = None  # wall clock
         self._next_error_log = 0.0
         self._engine_errors = 0
+        self._internal_errors = 0
+        self._next_internal_log = 0.0
         self.heartbeat = Heartbeat(monotonic)  # for /health/live
 
     def stop(self) -> None:
@@ -164,8 +166,12 @@ class Worker:
             topic = message.topic
         except UnicodeDecodeError:
             topic = _raw_topic(message)
-        log.exception("handling a message on %s failed; dead-lettered as %s", topic[:200],
-                      Reason.INTERNAL_ERROR.value)
+        self._internal_errors += 1
+        now = self._monotonic()
+        if now >= self._next_internal_log:  # a traceback a minute: the same bug may repeat
+            self._next_internal_log = now + 60.0
+            log.exception("handling a message on %s failed; dead-lettered as %s (%d so far)",
+                          topic[:200], Reason.INTERNAL_ERROR.value, self._internal_errors)
         try:
             self._dead_letter(topic, bytes(message.payload), Reason.INTERNAL_ERROR, detail,
                               received_at)
