@@ -69,6 +69,8 @@ class Metrics:
         self.streams = gauge("streams", "streams the engine keeps state for")
         self.stream_limit = gauge("stream_limit", "streams held in memory at most "
                                   "(limits.max_streams)")
+        self.streams_on_disk = gauge("streams_on_disk",
+                                     "evicted streams whose state waits on disk")
         self.queue_depth = gauge("queue_depth", "messages received but not processed yet")
         self.unacked = gauge("unacked_messages", "messages processed but not acknowledged yet")
         self.spool_points = gauge("spool_points", "points waiting in the spool")

@@ -72,6 +72,7 @@ class StreamGate:
         self.store = store
         self.metrics = metrics or Metrics()
         self.metrics.stream_limit.set(limits.max_streams)
+        self.metrics.streams_on_disk.set(len(store))
         # key -> arrival of its last message, in order of last use (oldest first).
         self._last_seen: OrderedDict[str, float] = OrderedDict()
         self._tokens = float(limits.max_new_per_minute)
@@ -155,6 +156,7 @@ class StreamGate:
             return
         self._restored.add(key)
         self.metrics.streams_restored.inc()
+        self.metrics.streams_on_disk.set(len(self.store))
 
     def evict_idle(self, engine: Engine, now: float) -> int:
         """Save streams idle for ``evict_idle_s`` to the store and drop them; how many."""
@@ -186,6 +188,7 @@ class StreamGate:
             evicted += 1
         if evicted:
             self.metrics.streams_evicted.inc(evicted)
+            self.metrics.streams_on_disk.set(len(self.store))
             log.info("%d stream(s) idle for %g s moved to %s", evicted,
                      self.limits.evict_idle_s, self.store.directory)
         return evicted
@@ -196,6 +199,7 @@ class StreamGate:
             if key in engine:
                 self.store.delete(key)
         self._restored.clear()
+        self.metrics.streams_on_disk.set(len(self.store))
 
     def warning(self, now: float) -> str | None:
         """For ``/health``: streams were refused within the last five minutes."""

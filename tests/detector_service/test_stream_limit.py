@@ -68,12 +68,14 @@ def test_an_evicted_stream_that_returns_scores_exactly_as_if_never_evicted(tmp_p
     for i in range(4001, 4300):
         both("idle", i, calm(i) + (45.0 if i == 4200 else 0.0), received_at=BASE_TS + i)
     assert metrics.streams_restored._value.get() == 1  # noqa: SLF001
+    assert metrics.streams_on_disk._value.get() == 1  # noqa: SLF001
     assert limited.engine.stream_summaries()[key] == unlimited.engine.stream_summaries()[key]
 
     # Once a checkpoint holds it again, its evicted copy goes.
     assert key in store
     limited.checkpointed()
     assert key not in store
+    assert metrics.streams_on_disk._value.get() == 0  # noqa: SLF001
 
 
 def test_new_streams_beyond_the_limits_are_refused_with_the_reason(tmp_path):
