@@ -32,6 +32,7 @@ from detector.handler import MessageHandler
 from detector.lineprotocol import counters_line
 from detector.metrics import Metrics
 from iotwatch.contracts import Reason
+from iotwatch.liveness import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ class Worker:
         self.last_checkpoint: float | None = None  # wall clock
         self._next_error_log = 0.0
         self._engine_errors = 0
+        self._internal_errors = 0
+        self._next_internal_log = 0.0
+        self.heartbeat = Heartbeat(monotonic)  # for /health/live
 
     def stop(self) -> None:
         self._stop.set()
@@ -83,6 +87,7 @@ class Worker:
     def run(self) -> None:
         cadence = self.cadence
         while not self._stop.is_set():
+            self.heartbeat.beat()
             batch = self._batch
             wait = cadence.idle_flush_s if batch.lines or batch.tokens else 0.2
             try:
@@ -161,8 +166,12 @@ class Worker:
             topic = message.topic
         except UnicodeDecodeError:
             topic = _raw_topic(message)
-        log.exception("handling a message on %s failed; dead-lettered as %s", topic[:200],
-                      Reason.INTERNAL_ERROR.value)
+        self._internal_errors += 1
+        now = self._monotonic()
+        if now >= self._next_internal_log:  # a traceback a minute: the same bug may repeat
+            self._next_internal_log = now + 60.0
+            log.exception("handling a message on %s failed; dead-lettered as %s (%d so far)",
+                          topic[:200], Reason.INTERNAL_ERROR.value, self._internal_errors)
         try:
             self._dead_letter(topic, bytes(message.payload), Reason.INTERNAL_ERROR, detail,
                               received_at)
@@ -195,7 +204,8 @@ class Worker:
             return
         self._batch = self._new_batch()
         self.metrics.messages.inc(batch.messages)
-        self.delivery.submit(batch)
+        with self.heartbeat.waiting():  # back-pressure: the write stage answers for us
+            self.delivery.submit(batch)
 
     def _new_batch(self) -> Batch:
         return Batch(created=self._clock(), started=self._monotonic())
@@ -213,6 +223,7 @@ class Worker:
             log.error("cannot write checkpoint %s: %s: %s", self.checkpoints.path,
                       type(exc).__name__, exc)
         else:
+            self.handler.checkpointed()
             self.metrics.checkpoints.inc()
             self.last_checkpoint = self._clock()
             log.debug("checkpoint written in %.3f s", self._monotonic() - started)

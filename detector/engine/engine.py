@@ -286,14 +286,7 @@ class Engine:
 
     def snapshot(self) -> bytes:
         """Versioned bytes holding the complete state of every stream."""
-        streams = [{
-            "site": s.site, "device": s.device, "metric": s.metric, "metrics": list(s.metrics),
-            "config_id": s.config_id, "count": s.count, "last_ts": s.last_ts,
-            "last_value": s.last_value, "last_score": s.last_score,
-            "last_anomaly": s.last_anomaly, "last_scores": s.last_scores,
-            "detectors": [d.state() for d in s.detectors],
-            "calibration": s.calibrator.state(), "decision": s.machine.state_dict(),
-        } for s in self._streams.values()]
+        streams = [_stream_state(s) for s in self._streams.values()]
         return snapshot.encode({"engine": snapshot.VERSION, "streams": streams})
 
     @classmethod
@@ -305,25 +298,73 @@ class Engine:
         """
         engine = cls(settings)
         for saved in snapshot.decode(data)["streams"]:
-            site, device, metric = saved["site"], saved["device"], saved["metric"]
-            if metric == DEVICE_METRIC:
-                stream = engine._new_device(site, device, tuple(saved["metrics"]))
-            else:
-                stream = engine._new_stream(site, device, metric)
-            key = f"{site}/{device}/{metric}"
-            if stream.config_id == saved["config_id"]:
-                for detector, state in zip(stream.detectors, saved["detectors"], strict=True):
-                    detector.load_state(state)
-                stream.calibrator.load_state(saved["calibration"])
-            else:
-                engine.reset_streams.append(key)
-            stream.machine.load_state(saved["decision"])
-            stream.count = int(saved["count"])
-            stream.last_ts = float(saved["last_ts"])
-            stream.last_value = float(saved["last_value"])
-            stream.last_score = float(saved["last_score"])
-            stream.last_anomaly = bool(saved["last_anomaly"])
-            stream.last_scores = {k: float(v) for k, v in saved["last_scores"].items()}
-            engine._streams[key] = stream
+            engine._load_stream(saved)
         return engine
 
+    # -- one stream at a time (the service evicts idle streams to disk) ---------------------
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._streams
+
+    def export_stream(self, key: str) -> bytes:
+        """The complete state of stream ``key`` (``site/device/metric``), as ``snapshot``
+        writes it; ``import_stream`` brings it back exactly.
+
+        >>> engine = Engine(EngineSettings(enabled=["zscore"]))
+        >>> _ = [engine.process("s", "d", "t", float(t), t % 5) for t in range(50)]
+        >>> saved = engine.export_stream("s/d/t"); engine.drop_stream("s/d/t")
+        >>> "s/d/t" in engine, engine.import_stream(saved), "s/d/t" in engine
+        (False, 's/d/t', True)
+        """
+        return snapshot.encode({"engine": snapshot.VERSION,
+                                "streams": [_stream_state(self._streams[key])]})
+
+    def import_stream(self, data: bytes) -> str:
+        """Load one stream ``export_stream`` wrote (replacing any of that key); its key."""
+        [saved] = snapshot.decode(data)["streams"]
+        return self._load_stream(saved)
+
+    def drop_stream(self, key: str) -> None:
+        """Forget stream ``key`` (nothing if unknown)."""
+        self._streams.pop(key, None)
+
+    def stream_keys(self) -> list[str]:
+        return list(self._streams)
+
+    def alert_state(self, key: str) -> str:
+        """``normal``, ``pending``, ``firing`` or ``suppressed``: stream ``key``'s alert state."""
+        return self._streams[key].machine.state
+
+    def _load_stream(self, saved: dict[str, Any]) -> str:
+        site, device, metric = saved["site"], saved["device"], saved["metric"]
+        if metric == DEVICE_METRIC:
+            stream = self._new_device(site, device, tuple(saved["metrics"]))
+        else:
+            stream = self._new_stream(site, device, metric)
+        key = f"{site}/{device}/{metric}"
+        if stream.config_id == saved["config_id"]:
+            for detector, state in zip(stream.detectors, saved["detectors"], strict=True):
+                detector.load_state(state)
+            stream.calibrator.load_state(saved["calibration"])
+        else:
+            self.reset_streams.append(key)
+        stream.machine.load_state(saved["decision"])
+        stream.count = int(saved["count"])
+        stream.last_ts = float(saved["last_ts"])
+        stream.last_value = float(saved["last_value"])
+        stream.last_score = float(saved["last_score"])
+        stream.last_anomaly = bool(saved["last_anomaly"])
+        stream.last_scores = {k: float(v) for k, v in saved["last_scores"].items()}
+        self._streams[key] = stream
+        return key
+
+
+def _stream_state(s: _Stream) -> dict[str, Any]:
+    return {
+        "site": s.site, "device": s.device, "metric": s.metric, "metrics": list(s.metrics),
+        "config_id": s.config_id, "count": s.count, "last_ts": s.last_ts,
+        "last_value": s.last_value, "last_score": s.last_score,
+        "last_anomaly": s.last_anomaly, "last_scores": s.last_scores,
+        "detectors": [d.state() for d in s.detectors],
+        "calibration": s.calibrator.state(), "decision": s.machine.state_dict(),
+    }
