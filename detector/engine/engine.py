@@ -173,15 +173,19 @@ class Engine:
         scores = dict(zip(stream.names, raws, strict=True))
         machine = stream.machine
         if learn:
-            score = stream.calibrator.update(raws, [detector.ready for detector in detectors])
+            score = stream.calibrator.update(
+                raws, [detector.ready for detector in detectors],
+                [getattr(detector, "fitted", False) for detector in detectors])
             for detector in detectors:
                 detector.learn_one(x)
         else:
             score = stream.calibrator.score(raws)
             machine = machine.copy()
         threshold = machine.settings.threshold
+        calibrated = score
+        score = machine.report(calibrated)
         anomaly = score >= threshold
-        event = machine.step(ts, value, score, scores)
+        event = machine.step(ts, value, calibrated, scores)
         if learn:
             stream.count += 1
             stream.last_ts = ts
