@@ -127,6 +127,11 @@ class MultivariateSettings(StrictModel):
     # mahalanobis: > 0 fits mean and covariance on the first this many readings, then keeps
     # them (the normal prefix); 0 follows them with the half-life.
     fit_readings: int = Field(default=0, ge=0)
+    # A device alert resolves after this many normal readings in a row (null: the decision
+    # section's resolve_readings); a stream rule on site/device/_device still overrides it.
+    resolve_readings: int | None = Field(default=400, ge=1)
+    # The device alert's threshold (null: decision.threshold); a stream rule overrides it.
+    threshold: float | None = Field(default=0.58, ge=0, le=1)
 
 
 class DetectorsSettings(StrictModel):

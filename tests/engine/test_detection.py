@@ -74,3 +74,27 @@ def test_the_default_engine_catches_a_stuck_sensor():
     events = [engine.process("s", "d", "m", 60.0 * i, v).event for i, v in enumerate(values)]
     firing = [i for i, e in enumerate(events) if e is not None and e.state == "firing"]
     assert firing and all(i >= 2000 for i in firing)
+
+
+def _device_rows(rng: random.Random, n: int, shift: float = 0.0) -> list[dict[str, float]]:
+    rows = []
+    for _ in range(n):
+        a = rng.gauss(0.0, 1.0)
+        rows.append({"a": a + shift, "b": 2.0 * a + rng.gauss(0.0, 0.3)})
+    return rows
+
+
+def test_a_device_alert_stays_on_for_the_episode():
+    """A device fault is an episode: its alert outlasts short normal-looking stretches."""
+    rng = random.Random(6)
+    settings = EngineSettings()
+    engine = Engine(settings)
+    rows = _device_rows(rng, 500) + _device_rows(rng, 30, shift=8.0) + _device_rows(rng, 600)
+    events = [(i, o.event.state) for i, row in enumerate(rows)
+              if (o := engine.process_device("s", "pump", float(i), row)) and o.event]
+    assert events[0][0] >= 500 and events[0][1] == "firing"
+    resolved = [i for i, state in events if state == "resolved"]
+    hold = settings.detectors.multivariate.resolve_readings
+    assert resolved and resolved[0] - 530 >= hold - 1
+    machine = engine._streams["s/pump/_device"].machine
+    assert machine.settings.threshold == settings.detectors.multivariate.threshold
