@@ -98,3 +98,19 @@ def test_a_device_alert_stays_on_for_the_episode():
     assert resolved and resolved[0] - 530 >= hold - 1
     machine = engine._streams["s/pump/_device"].machine
     assert machine.settings.threshold == settings.detectors.multivariate.threshold
+
+
+def test_a_fitted_device_model_stays_the_normal_prefix_and_survives_a_snapshot():
+    settings = EngineSettings.model_validate({"detectors": {"multivariate": {"fit_readings": 200}}})
+    rng = random.Random(7)
+    engine = Engine(settings)
+    for i, row in enumerate(_device_rows(rng, 300)):
+        engine.process_device("s", "pump", float(i), row)
+    detector = engine._streams["s/pump/_device"].detectors[0]
+    assert detector.fitted and detector.n == 200
+    mean = detector.mean.copy()
+    restored = Engine.restore(settings, engine.snapshot())
+    for i, row in enumerate(_device_rows(rng, 200, shift=3.0), start=300):
+        assert restored.process_device("s", "pump", float(i), row) == engine.process_device(
+            "s", "pump", float(i), row)
+    assert (detector.mean == mean).all() and restored.snapshot() == engine.snapshot()
