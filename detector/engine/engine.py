@@ -64,7 +64,8 @@ class StreamConfig:
     decision: DecisionSettings
 
 
-def resolve_stream(settings: EngineSettings, stream: str) -> StreamConfig:
+def resolve_stream(settings: EngineSettings, stream: str,
+                   base: DecisionSettings | None = None) -> StreamConfig:
     """Apply the matching ``streams`` rules, in order, to the defaults.
 
     >>> from detector.engine.settings import StreamRule
@@ -89,7 +90,8 @@ def resolve_stream(settings: EngineSettings, stream: str) -> StreamConfig:
             value = getattr(rule, name)
             if value is not None:
                 overrides[name] = value
-    decision = settings.decision.model_copy(update=overrides) if overrides else settings.decision
+    base = settings.decision if base is None else base
+    decision = base.model_copy(update=overrides) if overrides else base
     if decision.resolve_threshold is not None and decision.resolve_threshold > decision.threshold:
         decision = decision.model_copy(update={"resolve_threshold": decision.threshold})
     return StreamConfig(enabled, value_range, decision)
@@ -204,15 +206,19 @@ class Engine:
         scores = dict(zip(stream.names, raws, strict=True))
         machine = stream.machine
         if learn:
-            score = stream.calibrator.update(raws, [detector.ready for detector in detectors])
+            score = stream.calibrator.update(
+                raws, [detector.ready for detector in detectors],
+                [getattr(detector, "fitted", False) for detector in detectors])
             for detector in detectors:
                 detector.learn_one(x)
         else:
             score = stream.calibrator.score(raws)
             machine = machine.copy()
         threshold = machine.settings.threshold
+        calibrated = score
+        score = machine.report(calibrated)
         anomaly = score >= threshold
-        event = machine.step(ts, value, score, scores)
+        event = machine.step(ts, value, calibrated, scores)
         if learn:
             stream.count += 1
             stream.last_ts = ts
@@ -236,7 +242,11 @@ class Engine:
 
     def _new_device(self, site: str, device: str, metrics: tuple[str, ...]) -> _Stream:
         settings = self.settings
-        config = resolve_stream(settings, f"{site}/{device}/{DEVICE_METRIC}")
+        section = settings.detectors.multivariate
+        device_decision = {name: getattr(section, name) for name in ("threshold", "resolve_readings")
+                           if getattr(section, name) is not None}
+        base = settings.decision.model_copy(update=device_decision)
+        config = resolve_stream(settings, f"{site}/{device}/{DEVICE_METRIC}", base)
         ranges = {}
         for metric in metrics:
             value_range = resolve_stream(settings, f"{site}/{device}/{metric}").value_range
