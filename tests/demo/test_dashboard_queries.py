@@ -60,16 +60,27 @@ def dashboard_queries(dashboard: dict[str, Any]) -> list[DashboardQuery]:
 
 
 def substitute(query: str, variables: dict[str, list[str] | None], time_range_ms: tuple[int, int],
-               interval: str) -> str:
-    """The query as Grafana sends it. A variable set to None means "All" (allValue ``.*``)."""
+               interval: str, texts: dict[str, str] | None = None) -> str:
+    """The query as Grafana sends it. A variable set to None means "All" (allValue ``.*``).
+
+    ``texts`` are single-value text variables (the measurement names): Grafana puts their
+    value in as it is, without regex escaping.
+    """
     start, end = time_range_ms
     text = query.replace("$timeFilter", f"time >= {start}ms and time <= {end}ms")
     text = text.replace("$__interval", interval)
-    for name in sorted(variables, key=len, reverse=True):
-        values = variables[name]
-        value = ".*" if values is None else "(" + "|".join(map(_regex_escape, values)) + ")"
-        text = text.replace(f"${name}", value)
+    values_of = {name: ".*" if values is None else "(" + "|".join(map(_regex_escape, values)) + ")"
+                 for name, values in variables.items()}
+    values_of.update(texts or {})
+    for name in sorted(values_of, key=len, reverse=True):
+        text = text.replace(f"${name}", values_of[name])
     return text
+
+
+def text_variables(dashboard: dict[str, Any]) -> dict[str, str]:
+    """The dashboard's text variables (name -> default value), e.g. the measurement names."""
+    return {v["name"]: v["query"] for v in dashboard.get("templating", {}).get("list", [])
+            if v.get("type") in ("textbox", "constant")}
 
 
 def influxql(url: str, database: str, query: str) -> list[dict[str, Any]]:
@@ -147,7 +158,8 @@ class SchemaData:
     end_ms: int
 
 
-def schema_lines(start_s: int) -> list[str]:
+def schema_lines(start_s: int, measurement: str = "readings",
+                 alert_measurement: str = "alerts") -> list[str]:
     """Line protocol for POINTS steps of every stream, one fault, its alert and the counters."""
     lines = []
     for i in range(POINTS):
@@ -157,14 +169,14 @@ def schema_lines(start_s: int) -> list[str]:
             anomalous = stream == FAULTY and i in ANOMALOUS
             score = 0.95 if anomalous else 0.1
             lines.append(
-                f"readings,site={site},device={device},metric={metric} "
+                f"{measurement},site={site},device={device},metric={metric} "
                 f"value={20.0 + i % 7 + (15 if anomalous else 0)},score={score},threshold=0.8,"
                 f"anomaly={1 if anomalous else 0}i,score_zscore={score * 4},score_hst={score} {ts_ns}")
         for state, at in (("firing", FIRED_AT), ("resolved", RESOLVED_AT)):
             if i == at:
                 site, device, metric = FAULTY
                 lines.append(
-                    f"alerts,site={site},device={device},metric={metric},severity=warning,"
+                    f"{alert_measurement},site={site},device={device},metric={metric},severity=warning,"
                     f"state={state} fingerprint=\"f00d\",value=35.0,score=0.95,"
                     f"text=\"{state}: {device}/{metric} anomalous\" {ts_ns}")
         lines.append(
@@ -292,10 +304,32 @@ def schema_data(influxdb) -> SchemaData:
 
 @pytest.mark.parametrize("variables", SELECTIONS)
 def test_every_dashboard_query_returns_the_expected_series(influxdb, schema_data, variables):
-    for item in dashboard_queries(load_dashboard()):
+    dashboard = load_dashboard()
+    for item in dashboard_queries(dashboard):
         query = substitute(item.query, variables, (schema_data.start_ms, schema_data.end_ms),
-                           interval_for(item, 10))
+                           interval_for(item, 10), text_variables(dashboard))
         check(item.key, influxql(influxdb.url, schema_data.database, query), variables)
+
+
+def test_measurement_names_are_dashboard_variables_defaulting_to_the_detectors():
+    from detector.config import DetectorFile
+
+    influx = DetectorFile().influxdb
+    assert text_variables(load_dashboard()) == {"measurement": influx.measurement,
+                                                "alert_measurement": influx.alert_measurement}
+
+
+@pytest.mark.parametrize("variables", SELECTIONS[:2])
+def test_dashboard_follows_configured_measurement_names(influxdb, variables):
+    """influxdb.measurement / alert_measurement set to other names: set the variables alike."""
+    database = influxdb.create_database()
+    start_s = (int(time.time()) - POINTS * STEP_S - 60) // 10 * 10
+    write_lines(influxdb.url, database, schema_lines(start_s, "plant_readings", "plant_alerts"))
+    texts = {"measurement": "plant_readings", "alert_measurement": "plant_alerts"}
+    for item in dashboard_queries(load_dashboard()):
+        query = substitute(item.query, variables, (start_s * 1000, (start_s + POINTS * STEP_S) * 1000),
+                           interval_for(item, 10), texts)
+        check(item.key, influxql(influxdb.url, database, query), variables)
 
 
 # ---------------------------------------------------------------------------
@@ -380,7 +414,8 @@ def test_dashboard_queries_after_a_real_detector_run(tmp_path, mosquitto, influx
     finally:
         detector.close()
     time_range = (start_s * 1000, (int(time.time()) + 1) * 1000)
-    for item in dashboard_queries(load_dashboard()):
+    dashboard = load_dashboard()
+    for item in dashboard_queries(dashboard):
         query = substitute(item.query, {"site": [PIPE_SITE], "device": None, "metric": None},
-                           time_range, interval_for(item, 2))
+                           time_range, interval_for(item, 2), text_variables(dashboard))
         pipeline_check(item.key, influxql(influxdb.url, database, query))
