@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from detector.engine.settings import EngineSettings
+from detector.forecast.settings import ForecastSettings
 from iotwatch.config import HttpSettings, InfluxSettings, LogSettings, MqttSettings, StrictModel
 from iotwatch.parse import ParseLimits
 
@@ -108,6 +109,7 @@ class DetectorSection(EngineSettings):
     spool: SpoolSettings = SpoolSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
     limits: LimitsSettings = LimitsSettings()
+    forecast: ForecastSettings = ForecastSettings()
 
 
 class DetectorFile(StrictModel):
