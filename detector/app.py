@@ -28,6 +28,7 @@ from detector.consumer import Intake
 from detector.delivery import Delivery
 from detector.emit import Emitter
 from detector.engine import Engine, EngineSettings
+from detector.forecast.checkpoint import WithForecasts, restore_forecasts
 from detector.handler import MessageHandler
 from detector.metrics import Metrics
 from detector.reconcile import read_retained_alerts, stale_alerts
@@ -55,10 +56,13 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     # State: the engine as the last checkpoint left it.
     checkpoints = CheckpointFile(section.checkpoint.path)
     engine = _restore(checkpoints, section)
+    forecasts = restore_forecasts(section.forecast, section.checkpoint.path)
+    if forecasts.active:
+        checkpoints = WithForecasts(checkpoints, forecasts)
     handler = MessageHandler(engine, ReadingParser(topics, section.limits.parse_limits()),
                              measurement=influx.measurement,
                              alert_measurement=influx.alert_measurement,
-                             device_points=section.output.device_points)
+                             device_points=section.output.device_points, forecasts=forecasts)
 
     # Alerts that fired after that checkpoint: the retained alert states tell.
     retained = read_retained_alerts(mqtt, topics.alert_state_filter)
@@ -71,7 +75,8 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     client = make_client(mqtt, SERVICE, persistent=True, manual_ack=True,
                          subscriptions=subscriptions, on_connected=intake.on_connected)
     intake.attach(client)
-    emitter = Emitter(client, topics, section.output.alert_state_on_resolve)
+    emitter = Emitter(client, topics, section.output.alert_state_on_resolve,
+                      stateless_rules=forecasts.warning_rules)
 
     # Points out: sink, spool, acks.
     spool = Spool(section.spool.dir, section.spool.max_bytes, section.spool.segment_bytes)

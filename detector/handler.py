@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detector.engine import DEVICE_METRIC, AlertEvent, Engine, Outcome
+from detector.forecast.streams import StreamForecasts
 from detector.lineprotocol import (
     SeriesKeys,
     alert_line,
@@ -50,13 +51,15 @@ class MessageHandler:
     """Parses, scores and learns one message at a time; builds its points and alerts."""
 
     def __init__(self, engine: Engine, parser: ReadingParser, *, measurement: str = "readings",
-                 alert_measurement: str = "alerts", device_points: bool = True) -> None:
+                 alert_measurement: str = "alerts", device_points: bool = True,
+                 forecasts: StreamForecasts | None = None) -> None:
         self.engine = engine
         self.parser = parser
         self.lock = threading.Lock()
         self._series = SeriesKeys(measurement)
         self._alert_measurement = alert_measurement
         self._device_points = device_points
+        self.forecasts = forecasts if forecasts is not None and forecasts.active else None
 
     def handle(self, topic: str, payload: bytes, received_at: float) -> Handled:
         try:
@@ -79,6 +82,8 @@ class MessageHandler:
                 if outcome.event is not None:
                     self._alert(done, reading.site, reading.device, reading.metric,
                                 outcome.event)
+                if self.forecasts is not None:
+                    self._forecast(done, reading, outcome)
             if len(readings) > 1:
                 try:
                     self._device(done, readings)
@@ -93,6 +98,24 @@ class MessageHandler:
         value = float_field(reading.value) or "0.0"
         return (f"{self._series.prefix(reading.site, reading.device, reading.metric)} "
                 f"value={value} {timestamp_ms(reading.ts)}")
+
+    def _forecast(self, done: Handled, reading: Reading, outcome: Outcome) -> None:
+        """Forecast points and early warnings (detector.forecast): logic in detector/forecast."""
+        try:
+            lines, alerts = self.forecasts.observe(  # type: ignore[union-attr]
+                reading.site, reading.device, reading.metric, reading.ts, reading.value,
+                anomaly_event=None if outcome.event is None else outcome.event.state)
+        except Exception as exc:  # a forecaster bug must not lose the reading
+            done.engine_errors.append(f"{reading.stream}: forecast: {type(exc).__name__}: {exc}")
+            return
+        done.lines.extend(lines)
+        for alert in alerts:
+            done.alerts.append(alert)
+            done.lines.append(alert_line(
+                self._alert_measurement, site=alert.site, device=alert.device,
+                metric=alert.metric, severity=alert.severity, state=alert.state,
+                fingerprint=alert.fingerprint, value=alert.value, score=alert.score,
+                text=alert.annotations["summary"], ts=alert.ts))
 
     def _device(self, done: Handled, readings: list[Reading]) -> None:
         first = readings[0]

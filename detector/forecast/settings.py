@@ -64,7 +64,7 @@ class WarningRule(StrictModel):
     limit: float
     direction: Literal["above", "below"] = "above"
     within_s: float = Field(default=1800.0, gt=0)
-    severity: Literal["info", "warning", "critical"] = "warning"
+    severity: Literal["warning", "critical"] = "warning"
     rule: str = Field(default="early_warning", min_length=1, max_length=64)
     # Forecasts in a row that no longer cross before the warning resolves (hysteresis).
     resolve_forecasts: int = Field(default=3, ge=1)
