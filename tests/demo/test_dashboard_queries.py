@@ -147,6 +147,8 @@ STREAMS = [("plant-a", "boiler-1", "temperature"), ("plant-a", "boiler-1", "pres
 FAULTY = ("plant-a", "boiler-1", "temperature")
 ANOMALOUS = range(60, 70)           # indexes of the faulty stream's anomalous readings
 FIRED_AT, RESOLVED_AT = 62, 75
+WARNED_AT = 50                      # an early warning of the faulty stream
+FORECAST_AT = range(100, 120)       # forecast points of the faulty stream
 READINGS_PER_STEP = len(STREAMS)    # readings_in grows by this each step: 1 reading/s
 REJECTED_PER_STEP = 1
 
@@ -159,7 +161,8 @@ class SchemaData:
 
 
 def schema_lines(start_s: int, measurement: str = "readings",
-                 alert_measurement: str = "alerts") -> list[str]:
+                 alert_measurement: str = "alerts",
+                 forecast_measurement: str = "forecasts") -> list[str]:
     """Line protocol for POINTS steps of every stream, one fault, its alert and the counters."""
     lines = []
     for i in range(POINTS):
@@ -172,6 +175,17 @@ def schema_lines(start_s: int, measurement: str = "readings",
                 f"{measurement},site={site},device={device},metric={metric} "
                 f"value={20.0 + i % 7 + (15 if anomalous else 0)},score={score},threshold=0.8,"
                 f"anomaly={1 if anomalous else 0}i,score_zscore={score * 4},score_hst={score} {ts_ns}")
+        site, device, metric = FAULTY
+        if i in FORECAST_AT:
+            lines.append(f"{forecast_measurement},site={site},device={device},metric={metric} "
+                         f"forecast={20.0 + i % 7},lower={18.0 + i % 7},upper={22.0 + i % 7},"
+                         f"step=1i {ts_ns}")
+        if i == WARNED_AT:
+            lines.append(
+                f"{alert_measurement},site={site},device={device},metric={metric},"
+                f"severity=warning,state=firing fingerprint=\"beef\",value=30.0,score=1.0,"
+                f"text=\"{metric} on {site}/{device} will exceed 40 within 30 min: forecast 41 "
+                f"at 2026-01-01T00:00:00.000Z (in 25 min)\" {ts_ns}")
         for state, at in (("firing", FIRED_AT), ("resolved", RESOLVED_AT)):
             if i == at:
                 site, device, metric = FAULTY
@@ -225,10 +239,14 @@ def check(key: str, series: list[dict[str, Any]], variables: dict[str, list[str]
                  {"site": 0, "device": 1, "metric": 2}[k] < index}
         expected = {s[index] for s in selected(scope)}
         assert {r["value"] for r in table} == expected, key
-    elif key.startswith("panel:$metric: value, anomaly score and threshold:A"):
+    elif key.startswith("panel:$metric: value, forecast band, anomaly score and threshold:A"):
         assert by_stream == set(streams), key
         assert len(values_of("value")) == len(table) > 0, key
-    elif key.startswith("panel:$metric: value, anomaly score and threshold:B"):
+    elif key.startswith("panel:$metric: value, forecast band, anomaly score and threshold:C"):
+        assert by_stream == ({FAULTY} if faulty_selected else set()), key
+        assert all(r["lower"] < r["forecast"] < r["upper"] for r in table), key
+        assert len(table) == (len(FORECAST_AT) * STEP_S // 10 if faulty_selected else 0), key
+    elif key.startswith("panel:$metric: value, forecast band, anomaly score and threshold:B"):
         assert by_stream == set(streams), key
         assert max(values_of("score")) == (0.95 if faulty_selected else 0.1), key
         assert set(values_of("threshold")) == {0.8}, key
@@ -240,12 +258,12 @@ def check(key: str, series: list[dict[str, Any]], variables: dict[str, list[str]
         total = {s: sum(r["anomalous"] for r in table if stream_of(r) == s) for s in streams}
         assert total == {s: len(ANOMALOUS) if s == FAULTY else 0 for s in streams}, key
     elif key == "panel:Alerts:A":
-        assert sorted(r["state"] for r in table) == (["firing", "resolved"] if faulty_selected
-                                                      else []), key
-        assert all(r["text"] and r["fingerprint"] == "f00d" for r in table), key
+        assert sorted(r["state"] for r in table) == (["firing", "firing", "resolved"]
+                                                      if faulty_selected else []), key
+        assert all(r["text"] and r["fingerprint"] in ("f00d", "beef") for r in table), key
     elif key == "panel:Alerts in range:A":
         counts = {s["tags"]["state"]: s["values"][0][1] for s in series}
-        assert counts == ({"firing": 1, "resolved": 1} if faulty_selected else {}), key
+        assert counts == ({"firing": 2, "resolved": 1} if faulty_selected else {}), key
     elif key == "panel:Ingestion rate:A":
         assert _rates(table, "readings in") == {READINGS_PER_STEP / STEP_S}, key
         assert _rates(table, "points written") == {READINGS_PER_STEP / STEP_S}, key
@@ -260,8 +278,11 @@ def check(key: str, series: list[dict[str, Any]], variables: dict[str, list[str]
         assert len(table) == (len(ANOMALOUS) if faulty_selected else 0), key
         assert all(stream_of(r) == FAULTY and r["score"] > 0.8 for r in table), key
     elif key == "annotation:Alerts":
-        assert len(table) == (2 if faulty_selected else 0), key
+        assert len(table) == (3 if faulty_selected else 0), key
         assert all(r["text"] and r["state"] in ("firing", "resolved") for r in table), key
+    elif key == "annotation:Early warnings":
+        assert len(table) == (1 if faulty_selected else 0), key
+        assert all("will exceed 40" in r["text"] and r["state"] == "firing" for r in table), key
     else:
         raise AssertionError(f"no expectation for dashboard query {key}: add one to check()")
 
@@ -315,8 +336,9 @@ def test_measurement_names_are_dashboard_variables_defaulting_to_the_detectors()
     from detector.config import DetectorFile
 
     influx = DetectorFile().influxdb
-    assert text_variables(load_dashboard()) == {"measurement": influx.measurement,
-                                                "alert_measurement": influx.alert_measurement}
+    assert text_variables(load_dashboard()) == {
+        "measurement": influx.measurement, "alert_measurement": influx.alert_measurement,
+        "forecast_measurement": DetectorFile().detector.forecast.measurement}
 
 
 @pytest.mark.parametrize("variables", SELECTIONS[:2])
@@ -324,8 +346,10 @@ def test_dashboard_follows_configured_measurement_names(influxdb, variables):
     """influxdb.measurement / alert_measurement set to other names: set the variables alike."""
     database = influxdb.create_database()
     start_s = (int(time.time()) - POINTS * STEP_S - 60) // 10 * 10
-    write_lines(influxdb.url, database, schema_lines(start_s, "plant_readings", "plant_alerts"))
-    texts = {"measurement": "plant_readings", "alert_measurement": "plant_alerts"}
+    write_lines(influxdb.url, database,
+                schema_lines(start_s, "plant_readings", "plant_alerts", "plant_forecasts"))
+    texts = {"measurement": "plant_readings", "alert_measurement": "plant_alerts",
+             "forecast_measurement": "plant_forecasts"}
     for item in dashboard_queries(load_dashboard()):
         query = substitute(item.query, variables, (start_s * 1000, (start_s + POINTS * STEP_S) * 1000),
                            interval_for(item, 10), texts)
@@ -338,6 +362,7 @@ def test_dashboard_follows_configured_measurement_names(influxdb, variables):
 
 PIPE_SITE, PIPE_STREAMS, PIPE_POINTS, PIPE_SPIKE_AT, PIPE_SPIKED = "dash-1", 4, 120, 100, 1
 PIPE_CHUNKS = 3
+PIPE_WARN_ABOVE = 21.5              # an early-warning limit some streams sit above
 
 
 def pipeline_check(key: str, series: list[dict[str, Any]]) -> None:
@@ -352,6 +377,13 @@ def pipeline_check(key: str, series: list[dict[str, Any]]) -> None:
         assert {r["value"] for r in table} == expected, key
     elif key.startswith("panel:$metric: value"):
         assert by_stream == all_streams, key
+        if key.endswith(":C"):
+            assert all(r["lower"] <= r["forecast"] <= r["upper"] for r in table), key
+    elif key == "annotation:Early warnings":
+        # Streams sitting above the limit, and the spiked one (its forecast jumps above).
+        warned = {(PIPE_SITE, f"dev-{s}", "temperature") for s in range(PIPE_STREAMS)
+                  if 20.0 + s > PIPE_WARN_ABOVE} | {spiked}
+        assert {stream_of(r) for r in table} == warned and warned, key
     elif key == "panel:Raw detector scores:A":
         assert by_stream == all_streams, key
         assert any(v is not None for r in table for k, v in r.items()
@@ -384,7 +416,11 @@ def test_dashboard_queries_after_a_real_detector_run(tmp_path, mosquitto, influx
     config = detector_config(tmp_path, mosquitto,
                              influx={"url": influxdb.url, "database": database},
                              detector={"output": {"stats_interval_s": 1}, "input": {
-                                 "subscriptions": [f"iotwatch/readings/{PIPE_SITE}/#"]}})
+                                 "subscriptions": [f"iotwatch/readings/{PIPE_SITE}/#"]},
+                                 "forecast": {"enabled": True, "season_s": 0, "horizon": 5,
+                                              "every": 5, "model": {"warmup": 10},
+                                              "warnings": [{"match": "+/+/temperature",
+                                                            "limit": PIPE_WARN_ABOVE}]}})
     detector = Detector(tmp_path, config, mosquitto)
     start_s = int(time.time()) - PIPE_POINTS - 5
     try:
