@@ -28,12 +28,14 @@ from detector.consumer import Intake
 from detector.delivery import Delivery
 from detector.emit import Emitter
 from detector.engine import Engine, EngineSettings
-from detector.forecast.checkpoint import WithForecasts, restore_forecasts
+from detector.forecast.streams import StreamForecasts
 from detector.handler import MessageHandler
 from detector.metrics import Metrics
 from detector.reconcile import read_retained_alerts, stale_alerts
+from detector.sidestate import WithSideStates, restore_part
 from detector.sink import make_writer
 from detector.spool import Spool
+from detector.summaries.streams import StreamSummaries
 from detector.worker import Cadence, Worker
 from iotwatch.httpserver import serve
 from iotwatch.mqtt import connect, make_client, publish_status
@@ -56,13 +58,18 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     # State: the engine as the last checkpoint left it.
     checkpoints = CheckpointFile(section.checkpoint.path)
     engine = _restore(checkpoints, section)
-    forecasts = restore_forecasts(section.forecast, section.checkpoint.path)
-    if forecasts.active:
-        checkpoints = WithForecasts(checkpoints, forecasts)
+    # Forecasts and summaries (when configured), their state beside the checkpoint.
+    forecasts = StreamForecasts(section.forecast)
+    summaries = StreamSummaries(section.summaries)
+    parts = {name: restore_part(part, checkpoints.path, name) for name, part in
+             (("forecast", forecasts), ("summaries", summaries)) if part.active}
+    if parts:
+        checkpoints = WithSideStates(checkpoints, parts)
     handler = MessageHandler(engine, ReadingParser(topics, section.limits.parse_limits()),
                              measurement=influx.measurement,
                              alert_measurement=influx.alert_measurement,
-                             device_points=section.output.device_points, forecasts=forecasts)
+                             device_points=section.output.device_points,
+                             forecasts=parts.get("forecast"), summaries=parts.get("summaries"))
 
     # Alerts that fired after that checkpoint: the retained alert states tell.
     retained = read_retained_alerts(mqtt, topics.alert_state_filter)

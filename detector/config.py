@@ -22,6 +22,7 @@ from pydantic import Field, field_validator
 
 from detector.engine.settings import EngineSettings
 from detector.forecast.settings import ForecastSettings
+from detector.summaries.settings import SummarySettings
 from iotwatch.config import HttpSettings, InfluxSettings, LogSettings, MqttSettings, StrictModel
 from iotwatch.parse import ParseLimits
 
@@ -110,6 +111,7 @@ class DetectorSection(EngineSettings):
     checkpoint: CheckpointSettings = CheckpointSettings()
     limits: LimitsSettings = LimitsSettings()
     forecast: ForecastSettings = ForecastSettings()
+    summaries: SummarySettings = SummarySettings()
 
 
 class DetectorFile(StrictModel):

@@ -31,6 +31,7 @@ from detector.lineprotocol import (
     reading_line,
     timestamp_ms,
 )
+from detector.summaries.streams import StreamSummaries
 from iotwatch.contracts import Alert, Reading, Rejected
 from iotwatch.parse import ReadingParser
 
@@ -52,7 +53,8 @@ class MessageHandler:
 
     def __init__(self, engine: Engine, parser: ReadingParser, *, measurement: str = "readings",
                  alert_measurement: str = "alerts", device_points: bool = True,
-                 forecasts: StreamForecasts | None = None) -> None:
+                 forecasts: StreamForecasts | None = None,
+                 summaries: StreamSummaries | None = None) -> None:
         self.engine = engine
         self.parser = parser
         self.lock = threading.Lock()
@@ -60,6 +62,7 @@ class MessageHandler:
         self._alert_measurement = alert_measurement
         self._device_points = device_points
         self.forecasts = forecasts if forecasts is not None and forecasts.active else None
+        self.rollups = summaries if summaries is not None and summaries.active else None
 
     def handle(self, topic: str, payload: bytes, received_at: float) -> Handled:
         try:
@@ -84,6 +87,8 @@ class MessageHandler:
                                 outcome.event)
                 if self.forecasts is not None:
                     self._forecast(done, reading, outcome)
+                if self.rollups is not None:
+                    self._summarize(done, reading, outcome)
             if len(readings) > 1:
                 try:
                     self._device(done, readings)
@@ -116,6 +121,16 @@ class MessageHandler:
                 metric=alert.metric, severity=alert.severity, state=alert.state,
                 fingerprint=alert.fingerprint, value=alert.value, score=alert.score,
                 text=alert.annotations["summary"], ts=alert.ts))
+
+    def _summarize(self, done: Handled, reading: Reading, outcome: Outcome) -> None:
+        """Hourly and daily summaries (detector.summaries): logic in detector/summaries."""
+        try:
+            done.lines.extend(self.rollups.observe(  # type: ignore[union-attr]
+                reading.site, reading.device, reading.metric, reading.ts, reading.value,
+                anomaly=outcome.anomaly,
+                alert=outcome.event is not None and outcome.event.state == "firing"))
+        except Exception as exc:  # a summary bug must not lose the reading
+            done.engine_errors.append(f"{reading.stream}: summary: {type(exc).__name__}: {exc}")
 
     def _device(self, done: Handled, readings: list[Reading]) -> None:
         first = readings[0]

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "alert": ("alerting.cli", "run the alerting service (alerts in, email and webhooks out)"),
     "evaluate": ("detector.evaluate.cli", "score detectors offline on labelled data"),
     "demo": ("iotwatch.demo.cli", "run the whole pipeline locally and show it working"),
+    "summarize": ("detector.summaries.cli", "hourly and daily summaries of a recording"),
 }
 
 EXIT_USAGE = 2

@@ -12,7 +12,7 @@ from detector_service.service import BASE_TS, Detector, Feeder, detector_config
 from harness import free_port, wait_until
 
 from alerting.catchers import WebhookCatcher
-from detector.forecast.checkpoint import forecast_path
+from detector.sidestate import side_path
 from iotwatch.timeparse import parse_timestamp
 
 STEP_S = 60.0
@@ -53,7 +53,7 @@ def test_forecast_points_are_stored_queryable_and_survive_a_restart(tmp_path, mo
         errors = [abs(r["forecast"] - cycle[round((r["time"] / 1000 - BASE_TS) / STEP_S)])
                   for r in rows]
         assert max(errors) < 1.5, max(errors)
-        assert forecast_path(tmp_path / "checkpoint.bin").is_file()
+        assert side_path(tmp_path / "checkpoint.bin", "forecast").is_file()
 
         detector.start()   # restored: it goes on forecasting without a new season to learn
         before = influxdb.count("forecasts", db=database)
@@ -62,7 +62,7 @@ def test_forecast_points_are_stored_queryable_and_survive_a_restart(tmp_path, mo
         feeder.flush()
         wait_until(lambda: influxdb.count("forecasts", db=database) > before, 30,
                    what="forecasts right after the restart")
-        assert "restored forecasts of 1 streams" in detector.log_tail(20000)
+        assert "restored forecast of 1 streams" in detector.log_tail(20000)
     finally:
         feeder.close()
         detector.close()
