@@ -162,7 +162,8 @@ class SchemaData:
 
 def schema_lines(start_s: int, measurement: str = "readings",
                  alert_measurement: str = "alerts",
-                 forecast_measurement: str = "forecasts") -> list[str]:
+                 forecast_measurement: str = "forecasts",
+                 summary_measurement: str = "summaries") -> list[str]:
     """Line protocol for POINTS steps of every stream, one fault, its alert and the counters."""
     lines = []
     for i in range(POINTS):
@@ -175,6 +176,15 @@ def schema_lines(start_s: int, measurement: str = "readings",
                 f"{measurement},site={site},device={device},metric={metric} "
                 f"value={20.0 + i % 7 + (15 if anomalous else 0)},score={score},threshold=0.8,"
                 f"anomaly={1 if anomalous else 0}i,score_zscore={score * 4},score_hst={score} {ts_ns}")
+        if i == 0:
+            for stream in STREAMS:
+                faulty = int(stream == FAULTY)
+                tags = f"site={stream[0]},device={stream[1]},metric={stream[2]}"
+                for period in ("hour", "day"):
+                    lines.append(
+                        f"{summary_measurement},{tags},period={period} mean=23.0,min=20.0,"
+                        f"max={26 + 15 * faulty}.0,count=720i,anomalies={10 * faulty}i,"
+                        f"alerts={faulty}i,late=0i {ts_ns}")
         site, device, metric = FAULTY
         if i in FORECAST_AT:
             lines.append(f"{forecast_measurement},site={site},device={device},metric={metric} "
@@ -280,6 +290,13 @@ def check(key: str, series: list[dict[str, Any]], variables: dict[str, list[str]
     elif key == "annotation:Alerts":
         assert len(table) == (3 if faulty_selected else 0), key
         assert all(r["text"] and r["state"] in ("firing", "resolved") for r in table), key
+    elif key == "panel:Hourly mean, min and max:A":
+        assert by_stream == set(streams), key
+        assert {stream_of(r): r["max"] for r in table} == {
+            s: 41.0 if s == FAULTY else 26.0 for s in streams}, key
+    elif key == "panel:Daily summaries:A":
+        assert {stream_of(r): (r["count"], r["anomalies"], r["alerts"]) for r in table} == {
+            s: (720, 10, 1) if s == FAULTY else (720, 0, 0) for s in streams}, key
     elif key == "annotation:Early warnings":
         assert len(table) == (1 if faulty_selected else 0), key
         assert all("will exceed 40" in r["text"] and r["state"] == "firing" for r in table), key
@@ -338,7 +355,8 @@ def test_measurement_names_are_dashboard_variables_defaulting_to_the_detectors()
     influx = DetectorFile().influxdb
     assert text_variables(load_dashboard()) == {
         "measurement": influx.measurement, "alert_measurement": influx.alert_measurement,
-        "forecast_measurement": DetectorFile().detector.forecast.measurement}
+        "forecast_measurement": DetectorFile().detector.forecast.measurement,
+        "summary_measurement": DetectorFile().detector.summaries.measurement}
 
 
 @pytest.mark.parametrize("variables", SELECTIONS[:2])
@@ -347,9 +365,10 @@ def test_dashboard_follows_configured_measurement_names(influxdb, variables):
     database = influxdb.create_database()
     start_s = (int(time.time()) - POINTS * STEP_S - 60) // 10 * 10
     write_lines(influxdb.url, database,
-                schema_lines(start_s, "plant_readings", "plant_alerts", "plant_forecasts"))
+                schema_lines(start_s, "plant_readings", "plant_alerts", "plant_forecasts",
+                             "plant_summaries"))
     texts = {"measurement": "plant_readings", "alert_measurement": "plant_alerts",
-             "forecast_measurement": "plant_forecasts"}
+             "forecast_measurement": "plant_forecasts", "summary_measurement": "plant_summaries"}
     for item in dashboard_queries(load_dashboard()):
         query = substitute(item.query, variables, (start_s * 1000, (start_s + POINTS * STEP_S) * 1000),
                            interval_for(item, 10), texts)
@@ -379,6 +398,9 @@ def pipeline_check(key: str, series: list[dict[str, Any]]) -> None:
         assert by_stream == all_streams, key
         if key.endswith(":C"):
             assert all(r["lower"] <= r["forecast"] <= r["upper"] for r in table), key
+    elif key in ("panel:Hourly mean, min and max:A", "panel:Daily summaries:A"):
+        # A two-minute run closes no hour: the summary queries run, on what there is.
+        assert {stream_of(r) for r in table} <= all_streams, key
     elif key == "annotation:Early warnings":
         # Streams sitting above the limit, and the spiked one (its forecast jumps above).
         warned = {(PIPE_SITE, f"dev-{s}", "temperature") for s in range(PIPE_STREAMS)
