@@ -5,7 +5,8 @@ States: ``normal`` -> ``firing`` when a forecast's expected value crosses ``limi
 at. A firing warning resolves when ``resolve_forecasts`` forecasts in a row no longer
 cross (hysteresis), or when the real thing takes over: the reading itself crosses the
 limit, or the stream's anomaly alert fires. Then it is ``held`` (no new warning) until
-the reading is back within the limit and the anomaly alert is over, so one episode gives
+``resolve_forecasts`` forecasts in a row stay within the limit, with the reading back
+within it and the anomaly alert over: a value hovering at the limit is one episode and
 one warning. The alert carries the predicted crossing time.
 
 >>> from detector.forecast.model import Point
@@ -54,10 +55,14 @@ class WarningMachine:
 
     def forecast(self, ts: float, value: float, points: Sequence[Point]) -> Alert | None:
         """Advance on a new forecast made at reading time ``ts``."""
-        if self.state == "held":
-            return None
         crossing = next((p for p in points if p.ts - ts <= self.rule.within_s
                          and self._crosses(p.value)), None)
+        if self.state == "held":  # re-armed by forecasts in a row that stay within the limit
+            calm = crossing is None and not self._crosses(value) and not self.anomaly_open
+            self.quiet = self.quiet + 1 if calm else 0
+            if self.quiet >= self.rule.resolve_forecasts:
+                self.state, self.quiet = "normal", 0
+            return None
         if self.state == "normal":
             if crossing is None:
                 return None
@@ -83,12 +88,10 @@ class WarningMachine:
         anomaly_firing = self.anomaly_open
         crossed = self._crosses(value)
         if self.state == "firing" and (crossed or anomaly_firing):
-            self.state = "held"
+            self.state, self.quiet = "held", 0
             why = (f"crossed {self.rule.limit:g} ({value:.6g}): the limit was reached"
                    if crossed else "its anomaly alert fired and takes over")
             return self._alert("resolved", ts, value, f"{self._subject()} {why}")
-        if self.state == "held" and not crossed and not anomaly_firing:
-            self.state = "normal"
         return None
 
     def _subject(self) -> str:

@@ -43,7 +43,20 @@ def test_the_anomaly_alert_takes_over_and_holds_until_it_ends():
     assert taken.state == "resolved" and "anomaly alert fired" in taken.annotations["summary"]
     assert m.forecast(60, 85, points(60, 91)) is None               # held: no second warning
     m.observe(90, 85, anomaly_event="resolved")
-    assert m.forecast(120, 85, points(120, 91)).state == "firing"   # a new episode
+    assert m.forecast(120, 85, points(120, 91)) is None             # still crossing: held
+    for t in (180, 240, 300):                                        # three calm forecasts
+        assert m.forecast(t, 85, points(t, 86)) is None
+    assert m.forecast(360, 85, points(360, 91)).state == "firing"   # a new episode
+
+
+def test_a_value_hovering_at_the_limit_is_one_episode():
+    m = machine()
+    fired = [m.forecast(0, 88, points(0, 91))]
+    for t, value in enumerate([90.5, 89.8, 90.2, 89.9, 90.4, 89.7] * 3, start=1):
+        fired.append(m.observe(60.0 * t, value, None))
+        fired.append(m.forecast(60.0 * t, value, points(60.0 * t, 90.3)))
+    states = [a.state for a in fired if a is not None]
+    assert states == ["firing", "resolved"]
 
 
 def test_below_limits_and_the_alert_contract():
