@@ -34,6 +34,9 @@ from typing import Any
 
 # Readings whose intervals set the step (their median): a few, so forecasting starts soon.
 _INTERVAL_SAMPLE = 8
+_VALUE_LIMIT = 1e100
+# Errors seen before clipping starts (the mean error needs a few to mean anything).
+_CLIP_AFTER = 10
 # A gap longer than this many seasons restarts the phase instead of imputing every step.
 _MAX_IMPUTED_SEASONS = 2
 
@@ -98,6 +101,8 @@ class Forecaster:
         """Learn one reading at ``ts`` (epoch seconds)."""
         if not math.isfinite(value):
             return
+        # As the engine does: |value| <= 1e100 keeps every sum and difference finite.
+        value = min(max(value, -_VALUE_LIMIT), _VALUE_LIMIT)
         if self.step_s == 0.0:
             self._first.extend((ts, value))
             if len(self._first) >= 2 * _INTERVAL_SAMPLE:
@@ -167,10 +172,12 @@ class Forecaster:
         expected = level + phi * trend + seasonal[slot]
         error = y - expected
         if not imputed:
-            self._track_error(abs(error))
             bound = self.clip * self.mae
-            if self.errors > self.warmup and abs(error) > bound:
+            if self.errors > _CLIP_AFTER and abs(error) > bound:
                 error = math.copysign(bound, error)
+            # The error learned clipped: a lasting change still grows the mean error (and
+            # so the bound) by up to ``clip`` times per step, a glitch barely moves it.
+            self._track_error(abs(error))
         y = expected + error
         alpha = self.alpha
         new_level = alpha * (y - seasonal[slot]) + (1 - alpha) * (level + phi * trend)

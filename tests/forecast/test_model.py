@@ -120,3 +120,16 @@ def test_non_finite_values_are_ignored():
     model.learn_one(60.0, float("nan"))
     model.learn_one(61.0, float("inf"))
     assert model.state() == state
+
+
+def test_absurd_values_leave_the_model_finite_and_useful():
+    noise = random.Random(6)
+    model = Forecaster(DAY)
+    for i in range(288 * 2):
+        value = daily(i, noise)
+        if i in (300, 301):
+            value = 1e308 if i == 300 else -1e308
+        model.learn_one(1.7e9 + STEP * i, value)
+    ahead = model.forecast(6)
+    assert all(math.isfinite(p.value) and math.isfinite(p.upper) for p in ahead)
+    assert all(abs(p.value - 50) < 20 for p in ahead)
