@@ -95,8 +95,10 @@ class StreamForecast:
     every: int
 
 
-def resolve(settings: ForecastSettings, stream: str) -> StreamForecast | None:
-    """The stream's forecast settings, or None when it is not forecast."""
+def resolve(settings: ForecastSettings, stream: str,
+            force: bool = False) -> StreamForecast | None:
+    """The stream's forecast settings, or None when it is not forecast (``force``: it is,
+    e.g. because an early-warning rule watches it)."""
     from detector.engine.streams import matches
 
     enabled, season_s = settings.enabled, settings.season_s
@@ -108,6 +110,6 @@ def resolve(settings: ForecastSettings, stream: str) -> StreamForecast | None:
         season_s = season_s if rule.season_s is None else rule.season_s
         horizon = horizon if rule.horizon is None else rule.horizon
         every = every if rule.every is None else rule.every
-    if not enabled:
+    if not enabled and not force:
         return None
     return StreamForecast(season_s or None, horizon, every)

@@ -57,7 +57,8 @@ class StreamForecasts:
     def active(self) -> bool:
         """Whether any stream can be forecast at all (else ``observe`` is never needed)."""
         settings = self.settings
-        return settings.enabled or any(rule.enabled for rule in settings.streams)
+        return (settings.enabled or bool(settings.warnings)
+                or any(rule.enabled for rule in settings.streams))
 
     @property
     def warning_rules(self) -> frozenset[str]:
@@ -104,15 +105,15 @@ class StreamForecasts:
         return lines, alerts
 
     def _new(self, site: str, device: str, metric: str, key: str) -> _Stream | None:
-        config = resolve(self.settings, key)
+        from detector.engine.streams import matches
+
+        rules: list[WarningRule] = [r for r in self.settings.warnings if matches(r.match, key)]
+        config = resolve(self.settings, key, force=bool(rules))  # a warning needs forecasts
         if config is None:
             return None
         model = self.settings.model
         forecaster = Forecaster(config.season_s, interval=self.settings.interval,
                                 **model.model_dump())
-        from detector.engine.streams import matches
-
-        rules: list[WarningRule] = [r for r in self.settings.warnings if matches(r.match, key)]
         return _Stream(config, forecaster,
                        [WarningMachine(rule, site, device, metric) for rule in rules])
 

@@ -101,3 +101,12 @@ def test_streams_not_matched_are_not_forecast():
     forecasts.observe("s", "d", "temp", 0.0, 1.0)
     assert list(forecasts.summaries()) == ["s/d/temp"]
     assert not StreamForecasts(ForecastSettings()).active
+
+
+def test_a_warning_rule_forecasts_the_streams_it_watches():
+    forecasts = StreamForecasts(ForecastSettings(warnings=[{"match": "+/+/temp", "limit": 9}]))
+    assert forecasts.active
+    forecasts.observe("s", "d", "temp", 0.0, 1.0)
+    forecasts.observe("s", "d", "power", 0.0, 1.0)
+    assert list(forecasts.summaries()) == ["s/d/temp"]
+
