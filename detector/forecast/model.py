@@ -172,12 +172,14 @@ class Forecaster:
         expected = level + phi * trend + seasonal[slot]
         error = y - expected
         if not imputed:
+            raw = abs(error)
             bound = self.clip * self.mae
-            if self.errors > _CLIP_AFTER and abs(error) > bound:
+            if self.errors > _CLIP_AFTER and raw > bound:
                 error = math.copysign(bound, error)
-            # The error learned clipped: a lasting change still grows the mean error (and
-            # so the bound) by up to ``clip`` times per step, a glitch barely moves it.
-            self._track_error(abs(error))
+            # The mean error learns the clipped error: a lasting change still grows it (and
+            # so the bound) by up to ``clip`` times per step, a glitch barely moves it. The
+            # interval's quantile sees the real error, in steps of bounded size.
+            self._track_error(raw, abs(error))
         y = expected + error
         alpha = self.alpha
         new_level = alpha * (y - seasonal[slot]) + (1 - alpha) * (level + phi * trend)
@@ -186,17 +188,17 @@ class Forecaster:
         if m > 1:
             seasonal[slot] = self.gamma * (y - new_level) + (1 - self.gamma) * seasonal[slot]
 
-    def _track_error(self, error: float) -> None:
+    def _track_error(self, raw: float, clipped: float) -> None:
         self.errors += 1
         if self.errors == 1:
-            self.mae = self.quantile = error
+            self.mae = self.quantile = clipped
             return
         rate = max(0.01, 1.0 / self.errors)
-        self.mae += rate * (error - self.mae)
+        self.mae += rate * (clipped - self.mae)
         # Stochastic quantile: up by (1 - level) of a step when exceeded, down by level else;
         # steps scaled by the stream's own error size.
         step = 0.05 * self.mae
-        self.quantile += step * (self.interval if error > self.quantile else self.interval - 1)
+        self.quantile += step * (self.interval if raw > self.quantile else self.interval - 1)
         self.quantile = max(self.quantile, 0.0)
 
     # -- forecasting --------------------------------------------------------------------------
