@@ -177,7 +177,12 @@ class MessageHandler:
 
     def summaries(self) -> dict[str, dict[str, Any]]:
         with self.lock:
-            return self.engine.stream_summaries()
+            found = self.engine.stream_summaries()
+            if self.forecasts is not None:  # ready, season, step, late, warning states
+                for key, forecast in self.forecasts.summaries().items():
+                    if key in found:
+                        found[key]["forecast"] = forecast
+            return found
 
     def stream_count(self) -> int:
         with self.lock:

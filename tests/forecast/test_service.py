@@ -63,6 +63,9 @@ def test_forecast_points_are_stored_queryable_and_survive_a_restart(tmp_path, mo
         wait_until(lambda: influxdb.count("forecasts", db=database) > before, 30,
                    what="forecasts right after the restart")
         assert "restored forecast of 1 streams" in detector.log_tail(20000)
+        _, streams = detector.get("/streams")
+        summary = streams["streams"]["site-1/boiler/temperature"]
+        assert summary["forecast"]["ready"] and summary["forecast"]["season"] == 30
     finally:
         feeder.close()
         detector.close()
