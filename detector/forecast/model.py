@@ -35,6 +35,7 @@ from typing import Any
 # Readings whose intervals set the step (their median): a few, so forecasting starts soon.
 _INTERVAL_SAMPLE = 8
 _VALUE_LIMIT = 1e100
+_MIN_WIDTH = 1e-9  # relative half-width of the interval at least
 # Errors seen before clipping starts (the mean error needs a few to mean anything).
 _CLIP_AFTER = 10
 # A gap longer than this many seasons restarts the phase instead of imputing every step.
@@ -218,7 +219,8 @@ class Forecaster:
         points = []
         for h in range(1, horizon + 1):
             value = self._expected(h)
-            half = self.quantile * widths[h - 1]
+            # Never narrower than float noise: a noiseless stream's band still holds it.
+            half = max(self.quantile * widths[h - 1], _MIN_WIDTH * (abs(value) + 1.0))
             points.append(Point(base + h * self.step_s, value, value - half, value + half))
         return points
 

@@ -15,8 +15,8 @@ always the newest forecast. Each forecast also advances the stream's early-warni
 ...     lines, alerts = forecasts.observe("s", "d", "m", 60.0 * t, 20.0)
 >>> [line.split(" ")[0] for line in lines]
 ['forecasts,site=s,device=d,metric=m', 'forecasts,site=s,device=d,metric=m']
->>> lines[0].split(" ")[1:]
-['forecast=20.0,lower=20.0,upper=20.0,step=1i', '6000000']
+>>> lines[0].split(" ")[1:]   # a constant stream: a band as narrow as float noise
+['forecast=20.0,lower=19.999999979,upper=20.000000021,step=1i', '6000000']
 """
 
 from __future__ import annotations
