@@ -30,9 +30,10 @@ def test_forecast_points_are_stored_queryable_and_survive_a_restart(tmp_path, mo
                              detector={"forecast": forecast_section()})
     noise = random.Random(7)
     cycle = [50 + 5 * math.sin(2 * math.pi * i / 30) for i in range(400)]  # 30-minute cycle
-    detector = Detector(tmp_path, config, mosquitto).start()
+    detector = Detector(tmp_path, config, mosquitto)
     feeder = Feeder(mosquitto)
     try:
+        detector.start()  # inside try: a failed start is cleaned up too
         for i in range(200):
             feeder.reading("site-1", "boiler", "temperature", BASE_TS + i * STEP_S,
                            cycle[i] + noise.gauss(0, 0.1))
@@ -111,9 +112,10 @@ def test_a_drift_is_warned_about_before_the_limit_is_crossed(tmp_path, mosquitto
     values = [60 + slope * i + noise.gauss(0, 0.05) for i in range(crossing + 20)]
     with WebhookCatcher() as hook:
         stop, thread = _alerting(mosquitto, tmp_path, hook.url)
-        detector = Detector(tmp_path, config, mosquitto).start()
+        detector = Detector(tmp_path, config, mosquitto)
         feeder = Feeder(mosquitto)
         try:
+            detector.start()  # inside try: a failed start is cleaned up too
             sent = 0
             fired = lambda: detector.metric("iotwatch_detector_alerts_total",  # noqa: E731
                                             'state="firing"')

@@ -126,12 +126,13 @@ def test_a_machine_sound_fault_is_alerted_end_to_end(tmp_path, mosquitto):
     write_wav(tmp_path / "press-1.wav", sound)
     config = detector_config(tmp_path, mosquitto, sites=(site,), detector={
         "output": {"sink": "file", "file": str(tmp_path / "points.lp"), "stats_interval_s": 1}})
-    detector = Detector(tmp_path, config, mosquitto).start()
+    detector = Detector(tmp_path, config, mosquitto)
     publisher = tmp_path / "publisher.yaml"
     publisher.write_text(yaml.safe_dump({
         "mqtt": mosquitto.mqtt_section("publisher", reconnect_max_s=2),
         "publisher": {"speed": 0, "progress_interval_s": 0}}))
     try:
+        detector.start()  # inside try: a failed start is cleaned up too
         result = run_publisher(["--config", str(publisher), "--audio", str(tmp_path / "press-1.wav"),
                                 "--site", site], cwd=tmp_path, env=mosquitto.env("publisher"))
         assert result.returncode == 0, result.stderr

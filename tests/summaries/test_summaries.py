@@ -115,10 +115,11 @@ def test_summaries_are_stored_by_the_detector_and_survive_a_restart(tmp_path, mo
     database = influxdb.create_database()
     config = detector_config(tmp_path, mosquitto, influx={"database": database, "url": influxdb.url},
                              detector={"summaries": {"enabled": True}})
-    detector = Detector(tmp_path, config, mosquitto).start()
+    detector = Detector(tmp_path, config, mosquitto)
     feeder = Feeder(mosquitto)
     minutes = range(0, 150)                           # 2.5 hours of one-minute readings
     try:
+        detector.start()  # inside try: a failed start is cleaned up too
         for m in minutes[:90]:                        # hour 0 and half of hour 1
             feeder.reading("site-1", "meter", "temp", DAY0 + 60 * m, float(m))
         feeder.flush()
