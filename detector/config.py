@@ -21,7 +21,9 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from detector.engine.settings import EngineSettings
+from detector.forecast.settings import ForecastSettings
 from detector.streamlimit import StreamLimits
+from detector.summaries.settings import SummarySettings
 from iotwatch.config import HttpSettings, InfluxSettings, LogSettings, MqttSettings, StrictModel
 from iotwatch.parse import ParseLimits
 
@@ -135,6 +137,8 @@ class DetectorSection(EngineSettings):
     checkpoint: CheckpointSettings = CheckpointSettings()
     limits: LimitsSettings = LimitsSettings()
     sequence: SequenceSettings = SequenceSettings()
+    forecast: ForecastSettings = ForecastSettings()
+    summaries: SummarySettings = SummarySettings()
 
 
 class DetectorFile(StrictModel):

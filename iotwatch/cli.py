@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("iotwatch.demo.cli", "run the whole pipeline locally and show it working"),
     "bench": ("detector.benchmark.cli", "measure the detector against the broker's ceiling"),
     "dashboard": ("iotwatch.dashboard.cli", "serve a live web page of streams, alerts and services"),
+    "summarize": ("detector.summaries.cli", "hourly and daily summaries of a recording"),
 }
 
 EXIT_USAGE = 2

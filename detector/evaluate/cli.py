@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from detector.evaluate import forecasting
+
 EXIT_USAGE = 2
 FORMATS = ("nab", "skab", "iotwatch")
 
@@ -41,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed for seeded detectors and the random baseline "
                         "(default: the configured seed)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    forecasting.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,6 +90,11 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--labels {args.labels}: file not found")
     labels = args.labels or datasets.default_labels(data_dir, fmt)
     spec = build_spec(args.detector, args.config, args.seed)
+    try:
+        forecast_settings = forecasting.settings_for(
+            load_engine_settings(args.config) if args.config else None, args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
     series = datasets.load(data_dir, fmt, labels)
     if not series:
@@ -118,7 +126,11 @@ def _run(args: argparse.Namespace) -> int:
         result=result, baseline=baseline,
         results_dir=str(args.out / spec.name) if args.out else None, components=components,
         spread=spread, flag_all=flag_all)
+    if forecast_settings is not None:
+        report["forecast"] = forecasting.forecast_summary(series, forecast_settings)
     print(summary.format_table(report))
+    if forecast_settings is not None:
+        print(forecasting.format_forecast(report["forecast"]))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2
