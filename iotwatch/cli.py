@@ -19,6 +19,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("detector.cli", "run the detector service (MQTT in, InfluxDB and alerts out)"),
     "alert": ("alerting.cli", "run the alerting service (alerts in, email and webhooks out)"),
     "evaluate": ("detector.evaluate.cli", "score detectors offline on labelled data"),
+    "train": ("detector.models.cli", "fit a model (isolation forest, one-class SVM, k-means, "
+              "autoencoder) on recorded normal data"),
     "demo": ("iotwatch.demo.cli", "run the whole pipeline locally and show it working"),
 }
 

@@ -64,6 +64,12 @@ def device_names() -> list[str]:
     return sorted(name for name, entry in REGISTRY.items() if entry.kind == "device")
 
 
+def kind_of(name: str) -> str | None:
+    """``"stream"`` or ``"device"`` for a registered name, None for an unknown one."""
+    entry = REGISTRY.get(name)
+    return entry.kind if entry is not None else None
+
+
 def create(name: str, settings: EngineSettings, context: StreamContext) -> Detector[Any]:
     """A fresh detector ``name`` configured from ``settings`` for one stream."""
     try:
