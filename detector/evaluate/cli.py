@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", metavar="NAME",
                         help="evaluate only this registered detector, or 'random' "
                         "(default: the configured combination, reported as 'iotwatch')")
+    parser.add_argument("--model", metavar="MODEL.joblib|KIND",
+                        help="evaluate a trained model file (iotwatch train), or train a "
+                        "model of KIND (isolation_forest, one_class_svm, kmeans, autoencoder) "
+                        "on each file's unscored prefix (SKAB: first 400 rows) and evaluate it")
+    parser.add_argument("--params", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="with --model KIND: the model's parameters")
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="detector service YAML whose 'detector:' section configures the engine")
     parser.add_argument("--out", type=Path, metavar="DIR",
@@ -45,11 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from detector.evaluate.datasets import DatasetError
+    from detector.models.artifact import ModelError
     from iotwatch.config import ConfigError
 
     try:
         return _run(args)
-    except (DatasetError, ConfigError, UsageError) as exc:
+    except (DatasetError, ConfigError, UsageError, ModelError) as exc:
         for line in str(exc).splitlines():
             print(f"iotwatch evaluate: error: {line}", file=sys.stderr)
         return EXIT_USAGE
@@ -77,6 +84,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--labels {args.labels}: file not found")
     labels = args.labels or datasets.default_labels(data_dir, fmt)
     spec = build_spec(args.detector, args.config, args.seed)
+    if args.model is not None:
+        spec = model_spec(args.model, args.params, args.detector, spec)
 
     series = datasets.load(data_dir, fmt, labels)
     if not series:
@@ -142,6 +151,31 @@ def build_spec(detector: str | None, config: Path | None, seed: int | None):
     if overrides:
         settings = type(settings).model_validate({**settings.model_dump(), **overrides})
     return DetectorSpec(detector or DEFAULT_NAME, settings, settings.seed)
+
+
+def model_spec(model: str, params: list[str], detector: str | None, spec):
+    """``spec`` running the trained model (a file) or a model kind trained per file."""
+    from detector.evaluate.runner import DetectorSpec
+    from detector.models import kinds
+    from detector.models.artifact import ModelError, read_metadata
+    from detector.models.cli import parse_params
+    from detector.models.evaluation import ModelPlan
+
+    if detector is not None:
+        raise UsageError("--model and --detector: pick one")
+    try:
+        if model in kinds.KINDS:
+            plan = ModelPlan(kind=model, params=parse_params(params, kinds.KINDS[model]),
+                             seed=spec.seed)
+        else:
+            path = Path(model)
+            if params:
+                raise UsageError("--params goes with --model KIND (a trained file has its own)")
+            read_metadata(path)  # a missing or foreign file is refused before any work
+            plan = ModelPlan(path=path, seed=spec.seed)
+    except (ModelError, ValueError) as exc:
+        raise UsageError(f"--model {model}: {exc}") from None
+    return DetectorSpec(plan.label, spec.settings, spec.seed, plan)
 
 
 def load_engine_settings(config: Path | None):
