@@ -21,6 +21,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("detector.evaluate.cli", "score detectors offline on labelled data"),
     "train": ("detector.models.cli", "fit a model (isolation forest, one-class SVM, k-means, "
               "autoencoder) on recorded normal data"),
+    "tune": ("detector.models.tune_cli", "search a detector's or a model's parameters on "
+             "labelled data"),
     "demo": ("iotwatch.demo.cli", "run the whole pipeline locally and show it working"),
 }
 
