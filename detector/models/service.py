@@ -92,7 +92,7 @@ def register(models: Mapping[str, TrainedModel], files: Mapping[str, str] | None
         summary = f"trained {model.kind} for {model.target}"
         if files and name in files:
             summary += f" ({files[name]})"
-        registry.register(f"{MODEL_PREFIX}{name}", model.scope, summary)(factory)
+        registry.register_model(f"{MODEL_PREFIX}{name}", model.scope, summary, factory)
 
 
 def prepare(settings: Any) -> dict[str, TrainedModel]:

@@ -12,7 +12,7 @@ def normal_device(rows: int = 800, seed: int = 0) -> np.ndarray:
                             5 + 0.5 * np.cos(t / 20) + rng.normal(0, 0.05, rows)])
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def device_model():
     values = normal_device()
     data = TrainingData([values], np.arange(len(values), dtype=float), ("pressure", "temp"),
@@ -20,7 +20,7 @@ def device_model():
     return fit("kmeans", data, FeatureSpec((4, 8), (1,)), {"n_clusters": 6}, seed=3)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def stream_model():
     values = normal_device()[:, :1]
     data = TrainingData([values], np.arange(len(values), dtype=float), ("pressure",), "stream",
