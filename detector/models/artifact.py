@@ -50,8 +50,18 @@ class TrainedModel:
     training: dict[str, Any] = field(default_factory=dict)
     seed: int = 42
 
+    _row_scorer: Any = field(default=None, repr=False, compare=False)
+
     def raw_scores(self, X: np.ndarray) -> np.ndarray:
         return kinds.raw_scores(self.pipeline, self.kind, X)
+
+    def score_row(self, features: list[float]) -> float:
+        """Raw score of one feature row, without scikit-learn's per-call overhead."""
+        if self._row_scorer is None:
+            from detector.models.fast import row_scorer
+
+            self._row_scorer = row_scorer(self.pipeline, self.kind)
+        return self._row_scorer(features)
 
     def score_series(self, values: np.ndarray) -> np.ndarray:
         """Surprise (decades) of every row of ``values`` (rows x metrics); 0 while warming up."""

@@ -57,7 +57,7 @@ class ModelDetector(Base):
         features = self.window.features_of(row) if row is not None else None
         if features is None:
             return 0.0
-        raw = float(self.model.raw_scores([features])[0])
+        raw = self.model.score_row(features)
         return self.model.calibration.surprise(raw)
 
     def learn_one(self, x: Any) -> None:
