@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate a trained model file (iotwatch train), or train a "
                         "model of KIND (isolation_forest, one_class_svm, kmeans, autoencoder) "
                         "on each file's unscored prefix (SKAB: first 400 rows) and evaluate it")
+    parser.add_argument("--leaderboard", action="store_true",
+                        help="also evaluate the online default, every single detector and "
+                        "every model kind (trained per file) on the same files, and print "
+                        "(and report) one table with the random baseline and, on SKAB, the "
+                        "published leaderboard numbers")
     parser.add_argument("--params", nargs="*", default=[], metavar="KEY=VALUE",
                         help="with --model KIND: the model's parameters")
     parser.add_argument("--config", type=Path, metavar="FILE",
@@ -88,6 +93,10 @@ def _run(args: argparse.Namespace) -> int:
         spec = model_spec(args.model, args.params, args.detector, spec)
 
     series = datasets.load(data_dir, fmt, labels)
+    if spec.model is not None and spec.model.path is not None:
+        from detector.models.evaluation import covered
+
+        series = covered(spec.model.path, series)
     if not series:
         raise UsageError(f"{data_dir}: nothing to evaluate")
     bar = None if args.quiet else Progress(
@@ -118,6 +127,24 @@ def _run(args: argparse.Namespace) -> int:
         results_dir=str(args.out / spec.name) if args.out else None, components=components,
         spread=spread, flag_all=flag_all)
     print(summary.format_table(report))
+    if args.leaderboard:
+        from detector.models import leaderboard
+
+        def contender(name: str, kind: str) -> dict:
+            other = (model_spec(name, [], None, build_spec(None, args.config, args.seed))
+                     if kind == "model" else
+                     build_spec(None if kind == "default" else name, args.config, args.seed))
+            if not args.quiet:
+                print(f"leaderboard: {name}", file=sys.stderr)
+            found = runner.run_all(other, series, jobs=args.jobs)
+            return summary.build_summary(
+                detector=other.name, fmt=fmt, data_dir=str(data_dir), labels=None,
+                seed=other.seed, series=series, scored=found,
+                result=summary.evaluate_scored(series, found), baseline=baseline,
+                results_dir=None, components=None, spread=None, flag_all=flag_all)
+
+        report["leaderboard"] = leaderboard.build(report, fmt, contender)
+        print("\n" + leaderboard.format_table(report["leaderboard"], fmt))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2

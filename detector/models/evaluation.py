@@ -45,6 +45,23 @@ def _load(path: Path) -> TrainedModel:
     return artifact.load(path)
 
 
+def covered(path: Path, series: list[Series]) -> list[Series]:
+    """The series a trained file was made for (its stream glob, or its device)."""
+    from detector.engine.streams import matches
+
+    meta = artifact.read_metadata(path)
+    target = str(meta.get("target", "#"))
+    if meta.get("scope") == "device":
+        chosen = [s for s in series if f"{s.site}/{s.device}" == target or target == "#"]
+    else:
+        chosen = [s for s in series if not s.multivariate
+                  and matches(target, f"{s.site}/{s.device}/{s.metrics[0]}")]
+    if not chosen:
+        raise ModelError(f"{path}: trained for {meta.get('scope')} {target}, which no series "
+                         f"here is (e.g. {', '.join(s.key for s in series[:3])})")
+    return chosen
+
+
 def model_for(plan: ModelPlan, series: Series) -> TrainedModel:
     if plan.path is not None:
         return _load(plan.path)
