@@ -7,8 +7,8 @@ prefix, the random baseline, and, on SKAB, the published leaderboard numbers as 
 
 >>> rows = [{"name": "a", "kind": "detector", "nab_standard": 31.2, "point_f1": 0.2}]
 >>> print(format_table(rows, "nab"))
-contender                         kind      NAB std SKAB F1     FAR     MAR point F1 us/reading
-a                                 detector     31.2       -       -       -     0.20          -
+contender                           kind      NAB std SKAB F1     FAR     MAR point F1 us/reading
+a                                   detector     31.2       -       -       -     0.20          -
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ HEADER = ["contender", "kind", "NAB std", "SKAB F1", "FAR", "MAR", "point F1", "
 
 
 def format_table(rows: Sequence[dict[str, Any]], fmt: str) -> str:
-    widths = [33, 9, 7, 7, 7, 7, 8, 10]
+    widths = [35, 9, 7, 7, 7, 7, 8, 10]
     lines = [f"{HEADER[0]:<{widths[0]}} {HEADER[1]:<{widths[1]}}"
              + "".join(f" {h:>{w}}" for h, w in zip(HEADER[2:], widths[2:], strict=True))]
     for r in rows:
