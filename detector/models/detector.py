@@ -69,8 +69,13 @@ class ModelDetector(Base):
         self.window.learn(row)
 
     def state(self) -> dict[str, Any]:
-        return {**self.window.state(), "last": dict(self._last)}
+        return {**self.window.state(), "last": dict(self._last),
+                "metrics": list(self.model.metrics)}
 
     def load_state(self, state: dict[str, Any]) -> None:
+        # The window holds raw values in the model's metric order: a checkpoint written
+        # with another model file (other metrics) starts the window afresh, never crashes.
+        if list(state.get("metrics", [])) != list(self.model.metrics):
+            return
         self.window.load_state(state)
         self._last = {str(k): float(v) for k, v in state.get("last", {}).items()}

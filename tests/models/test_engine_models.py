@@ -93,3 +93,21 @@ def test_feature_rows_online_match_training(stream_model):
         online.append(detector.score_one(float(v)))
         detector.learn_one(float(v))
     assert np.allclose(online, offline, rtol=1e-9, atol=1e-9)
+
+
+def test_a_checkpoint_from_another_model_file_restarts_the_window(device_model, stream_model):
+    import dataclasses
+
+    register({"pump": device_model})
+    settings = _settings([{"match": "plant/pump/_device", "enabled": ["model:pump"]}])
+    engine = Engine(settings)
+    for t, (a, b) in enumerate(normal_device(100, seed=1)):
+        engine.process_device("plant", "pump", float(t), {"pressure": float(a), "temp": float(b)})
+    saved = engine.snapshot()
+    # the operator replaces the file with a model of other metrics under the same name
+    other = dataclasses.replace(device_model, metrics=("flow", "pressure", "temp"))
+    register({"pump": other})
+    restored = Engine.restore(settings, saved)
+    outcome = restored.process_device("plant", "pump", 100.0,
+                                      {"flow": 1.0, "pressure": 20.0, "temp": 5.0})
+    assert outcome.scores == {"model:pump": 0.0}  # warming up again, no crash
