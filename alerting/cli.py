@@ -9,8 +9,10 @@ DEFAULT_CONFIG = "config/alerting.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
-                        help=f"configuration file (default: {DEFAULT_CONFIG})")
+    parser.add_argument("--config", "-c", default=DEFAULT_CONFIG, metavar="FILE",
+                        help="configuration file (default: %(default)s); any key can be "
+                        "overridden with IOTWATCH__<SECTION>__<KEY> environment variables "
+                        "(secrets such as IOTWATCH__MQTT__PASSWORD only this way)")
     parser.add_argument("--check", action="store_true",
                         help="validate the configuration, build the receivers and exit")
 
@@ -19,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from alerting.config import AlertingFile
     from iotwatch import IotwatchError
     from iotwatch.config import ConfigError, load_config
-    from iotwatch.logs import setup_logging
+    from iotwatch.logs import fatal, setup_logging
 
     try:
         config = load_config(args.config, AlertingFile)
@@ -42,12 +44,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from alerting import app
+    from iotwatch.paths import PathProblem, output_file
 
+    try:
+        output_file(config.alerting.database, "alerting.database")
+    except PathProblem as exc:
+        fatal("iotwatch alert", str(exc))
+        return 2
     try:
         return app.run(config)
     except ValueError as exc:  # a receiver that cannot be built (template file, ...)
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 2
     except IotwatchError as exc:  # broker or database unusable at start-up
-        print(f"iotwatch alert: {exc}", file=sys.stderr)
+        fatal("iotwatch alert", str(exc))
         return 1

@@ -25,15 +25,17 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from alerting.matchers import parse_matcher
-from alerting.templates import (
-    ALERT_VARIABLES,
-    LINK_VARIABLES,
-    NOTIFICATION_VARIABLES,
-    check_template,
-)
+from alerting.templates import check_template
 from iotwatch.config import HttpSettings, LogSettings, MqttSettings, StrictModel
 from iotwatch.timeparse import TimestampError, parse_timestamp
 
@@ -113,8 +115,9 @@ class EmailSettings(StrictModel):
     timeout_s: float = Field(default=10.0, gt=0, le=600)
     send_resolved: bool = True
     headers: dict[str, str] = {}
-    # string.Template texts ($name or ${name}); see docs/alerting.md for the variables.
-    # subject/text/html render the whole e-mail, alert_text/alert_html each alert in it.
+    # Jinja2 texts ({{ name }}, {% for alert in alerts %}, {% if %}), sandboxed, HTML
+    # autoescaped; see docs/alerting.md for the variables. subject/text/html render the
+    # whole e-mail, alert_text/alert_html each alert in it ({{ alerts }}).
     subject: str | None = None
     text: str | None = None
     html: str | None = None
@@ -124,15 +127,10 @@ class EmailSettings(StrictModel):
     text_file: Path | None = None
     html_file: Path | None = None
 
-    @field_validator("subject", "text", "html")
+    @field_validator("subject", "text", "html", "alert_text", "alert_html")
     @classmethod
-    def _notification_template(cls, value: str | None) -> str | None:
-        return None if value is None else check_template(value, NOTIFICATION_VARIABLES)
-
-    @field_validator("alert_text", "alert_html")
-    @classmethod
-    def _alert_template(cls, value: str | None) -> str | None:
-        return None if value is None else check_template(value, ALERT_VARIABLES)
+    def _template(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check_template(value, info.field_name)
 
     @field_validator("to")
     @classmethod
@@ -158,6 +156,10 @@ class WebhookSettings(StrictModel):
     send_resolved: bool = True
     # At most this many alerts per request (0: all); the rest are counted as truncated.
     max_alerts: int = Field(default=0, ge=0)
+    # Body of each request: "iotwatch" (version "1", with scores, sequence and
+    # idempotencyKey) or "alertmanager" (Prometheus Alertmanager's webhook payload,
+    # version "4", for receivers written for Alertmanager). docs/alerting.md has both.
+    format: Literal["iotwatch", "alertmanager"] = "iotwatch"
 
     @field_validator("url")
     @classmethod
@@ -219,8 +221,9 @@ class AlertingSection(StrictModel):
     inhibit_rules: list[InhibitRuleSettings] = []
     silences: list[SilenceSettings] = []
     delivery: DeliverySettings = DeliverySettings()
-    # Link template per alert (string.Template, values URL-encoded): $site $device $metric
-    # $rule $severity $fingerprint $from_ms $to_ms. Shown in e-mails and webhook payloads.
+    # Link template per alert (Jinja2, values URL-encoded): {{ site }} {{ device }}
+    # {{ metric }} {{ rule }} {{ severity }} {{ fingerprint }} {{ from_ms }} {{ to_ms }}.
+    # Shown in e-mails and webhook payloads.
     dashboard_url: str | None = None
     # Where people reach this service's API (shown in notifications for silencing).
     external_url: str | None = None
@@ -229,7 +232,7 @@ class AlertingSection(StrictModel):
     @field_validator("dashboard_url")
     @classmethod
     def _link_template(cls, value: str | None) -> str | None:
-        return None if value is None else check_template(value, LINK_VARIABLES)
+        return None if value is None else check_template(value, "dashboard_url")
 
     @field_validator("receivers")
     @classmethod

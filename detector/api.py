@@ -1,7 +1,9 @@
 """The detector's HTTP endpoints (served by ``iotwatch.httpserver``).
 
 - ``GET /health``: 200 when the broker is connected and the sink writable, else 503;
-  JSON either way, with the reasons, spool depth and backlog.
+  JSON either way, with the reasons, spool depth and backlog. ``status`` is "ok",
+  "unavailable", or "degraded" (503 too) when the service runs but loses readings
+  (sequence gaps above ``detector.sequence.max_gap_rate``).
 - ``GET /metrics``: Prometheus text format.
 - ``GET /streams``: what the engine holds per stream (``?match=+/+/temperature`` filters).
 - ``POST /predict``: scores a reading against the live stream model without learning it.
@@ -37,8 +39,8 @@ def routes(handler: MessageHandler, parser: ReadingParser, topics: Topics, healt
 
     def get_health(_request: Request) -> Response:
         ok, body = health()
-        return Response.json({"status": "ok" if ok else "unavailable", **body},
-                             200 if ok else 503)
+        status = "ok" if ok else body.pop("status", "unavailable")
+        return Response.json({**body, "status": status}, 200 if ok else 503)
 
     def get_metrics(_request: Request) -> Response:
         return Response(200, exposition(), CONTENT_TYPE_LATEST)

@@ -23,7 +23,7 @@ from typing import Any
 from detector.acks import Acker
 from detector.api import routes
 from detector.checkpoint import CheckpointFile
-from detector.config import DetectorFile
+from detector.config import DetectorFile, SequenceSettings
 from detector.consumer import Intake
 from detector.delivery import Delivery
 from detector.emit import Emitter
@@ -32,6 +32,7 @@ from detector.handler import MessageHandler
 from detector.metrics import Metrics
 from detector.models.service import prepare as prepare_models
 from detector.reconcile import read_retained_alerts, stale_alerts
+from detector.sequence import LIKELY_CAUSE, SequenceTracker
 from detector.sink import make_writer
 from detector.spool import Spool
 from detector.worker import Cadence, Worker
@@ -59,10 +60,12 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     # State: the engine as the last checkpoint left it.
     checkpoints = CheckpointFile(section.checkpoint.path)
     engine = _restore(checkpoints, section)
+    sequences = _sequence_tracker(section.sequence, metrics)
     handler = MessageHandler(engine, ReadingParser(topics, section.limits.parse_limits()),
                              measurement=influx.measurement,
                              alert_measurement=influx.alert_measurement,
-                             device_points=section.output.device_points)
+                             device_points=section.output.device_points,
+                             precision=influx.precision, sequences=sequences)
 
     # Alerts that fired after that checkpoint: the retained alert states tell.
     retained = read_retained_alerts(mqtt, topics.alert_state_filter)
@@ -99,13 +102,16 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
         if delivery.writable is not True:
             problems.append(delivery.last_error or f"nothing written to "
                             f"{delivery.writer.description} yet")
+        # Running but losing readings (seq gaps): "degraded", with the reason.
+        degraded = [sequences.reason()] if sequences is not None and sequences.degraded else []
         spooled = delivery.spool_state
-        return not problems, {"problems": problems, "mqtt_connected": intake.connected,
-                              "sink": delivery.writer.description,
-                              "sink_writable": bool(delivery.writable),
-                              "spool_points": spooled.points, "spool_batches": spooled.batches,
-                              "queue_depth": intake.queue.qsize(),
-                              "unacked": acker.pending, "streams": handler.stream_count()}
+        return not (problems or degraded), {
+            "status": "unavailable" if problems else "degraded", "problems": problems + degraded,
+            "mqtt_connected": intake.connected, "sink": delivery.writer.description,
+            "sink_writable": bool(delivery.writable), "spool_points": spooled.points,
+            "spool_batches": spooled.batches, "queue_depth": intake.queue.qsize(),
+            "unacked": acker.pending, "streams": handler.stream_count(),
+            "sequence": None if sequences is None else dict(sequences.totals)}
 
     def exposition() -> bytes:
         _refresh_gauges(metrics, intake, delivery, acker, handler, worker)
@@ -185,6 +191,21 @@ def _restore(checkpoints: CheckpointFile, settings: EngineSettings) -> Engine:
                     len(engine.reset_streams))
     log.info("restored %d streams from %s", len(engine), checkpoints.path)
     return engine
+
+
+def _sequence_tracker(settings: SequenceSettings, metrics: Metrics) -> SequenceTracker | None:
+    if not settings.enabled:
+        return None
+
+    def changed(degraded: bool, reason: str) -> None:
+        if degraded:  # once per episode: the tracker calls back only when the state flips
+            log.warning("%s. %s", reason, LIKELY_CAUSE)
+        else:
+            log.info("%s", reason)
+
+    tracker = SequenceTracker(settings.max_gap_rate, settings.window, on_change=changed)
+    metrics.watch_sequences(tracker)
+    return tracker
 
 
 def _observe_acks(metrics: Metrics, tokens: list[tuple[int, int, int, float]]) -> None:

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from detector.config import DetectorFile
     from iotwatch.config import ConfigError, load_config
-    from iotwatch.logs import setup_logging
+    from iotwatch.logs import fatal, setup_logging
     from iotwatch.mqtt import MqttError
 
     try:
@@ -45,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.config}: ok")
         return 0
     setup_logging(config.log, "detector")
+    problem = _unwritable(config)
+    if problem:
+        fatal("iotwatch detect", problem)
+        return EXIT_CONFIG
     from detector import app
     from detector.sink import SinkConfigError
     from detector.spool import SpoolError
@@ -52,5 +56,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         return app.run(config)
     except (MqttError, SpoolError, SinkConfigError) as exc:
-        print(f"iotwatch detect: {exc}", file=sys.stderr)
+        fatal("iotwatch detect", str(exc))
         return EXIT_UNAVAILABLE
+
+
+def _unwritable(config) -> str | None:
+    """The first of the service's paths it could not write, said in one line."""
+    from iotwatch.paths import PathProblem, output_dir, output_file
+
+    section = config.detector
+    try:
+        output_dir(section.spool.dir, "detector.spool.dir")
+        output_file(section.checkpoint.path, "detector.checkpoint.path")
+        if section.output.sink == "file":
+            output_file(section.output.file, "detector.output.file")
+    except PathProblem as exc:
+        return str(exc)
+    return None

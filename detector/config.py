@@ -124,6 +124,17 @@ class ModelsSettings(StrictModel):
         return value
 
 
+class SequenceSettings(StrictModel):
+    """Checks of the readings' ``seq`` numbers, so readings lost on the way are seen."""
+
+    enabled: bool = True
+    # /health turns "degraded" (503) when more than this share of the recent readings
+    # is missing by their seq numbers.
+    max_gap_rate: float = Field(default=0.01, ge=0, le=1)
+    # "Recent": the last this many to twice this many readings expected by seq.
+    window: int = Field(default=10_000, ge=100, le=100_000_000)
+
+
 class DetectorSection(EngineSettings):
     """The ``detector:`` section: engine settings plus the service's keys."""
 
@@ -132,6 +143,7 @@ class DetectorSection(EngineSettings):
     spool: SpoolSettings = SpoolSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
     limits: LimitsSettings = LimitsSettings()
+    sequence: SequenceSettings = SequenceSettings()
     models: ModelsSettings = ModelsSettings()
 
     @model_validator(mode="after")

@@ -138,7 +138,8 @@ class Delivery:
                 self.acker.add(batch)
                 return
             body = batch.body()
-            if not self.spool.append(body, len(batch.lines), batch.created or self._clock()):
+            if not self.spool.append(body, len(batch.lines), batch.created or self._clock(),
+                                     self.writer.precision):
                 if not self._full_logged:
                     log.warning("spool full (%d bytes, %d points): holding input until %s "
                                 "takes points again", self.spool.bytes, self.spool.points,
@@ -169,7 +170,7 @@ class Delivery:
                 break
             lines = record.body.decode().split("\n")
             try:
-                self._write_lines(lines)
+                self._write_lines(lines, record.precision)
             except RetryableWriteError as exc:
                 self._failed(exc)
                 break
@@ -181,28 +182,33 @@ class Delivery:
             if self._monotonic() - started > REPLAY_SLICE_S and not self._queue.empty():
                 break
 
-    def _write_lines(self, lines: list[str]) -> list[object]:
-        """Store ``lines``; dead-letter those the database refuses. Returns their publishes."""
+    def _write_lines(self, lines: list[str], precision: str | None = None) -> list[object]:
+        """Store ``lines``; dead-letter those the database refuses. Returns their publishes.
+
+        ``precision``: of their timestamps, when not the writer's (a spooled batch).
+        """
         started = self._monotonic()
         try:
-            self.writer.write("\n".join(lines).encode())
+            self.writer.write("\n".join(lines).encode(), precision)
         except RejectedWriteError as exc:
             self.metrics.write_errors.labels("rejected").inc()
             self._succeeded()
-            return self._split(lines, exc)
+            return self._split(lines, exc, precision)
         finally:
             self.metrics.write_latency.observe(self._monotonic() - started)
         self._succeeded()
         self.metrics.count_written(len(lines))
         return []
 
-    def _split(self, lines: list[str], exc: RejectedWriteError) -> list[object]:
+    def _split(self, lines: list[str], exc: RejectedWriteError,
+               precision: str | None) -> list[object]:
         if len(lines) == 1:
             log.warning("dead-lettering a point %s refused: %s", self.writer.description, exc)
             info = self._dead_letter_line(lines[0], str(exc))
             return [] if info is None else [info]
         middle = len(lines) // 2
-        return self._write_lines(lines[:middle]) + self._write_lines(lines[middle:])
+        return (self._write_lines(lines[:middle], precision)
+                + self._write_lines(lines[middle:], precision))
 
     def _succeeded(self) -> None:
         if self.writable is not True:

@@ -28,8 +28,9 @@ from detector.lineprotocol import (
     alert_line,
     float_field,
     reading_line,
-    timestamp_ms,
+    timestamp,
 )
+from detector.sequence import SequenceTracker
 from iotwatch.contracts import Alert, Reading, Rejected
 from iotwatch.parse import ReadingParser
 
@@ -50,13 +51,16 @@ class MessageHandler:
     """Parses, scores and learns one message at a time; builds its points and alerts."""
 
     def __init__(self, engine: Engine, parser: ReadingParser, *, measurement: str = "readings",
-                 alert_measurement: str = "alerts", device_points: bool = True) -> None:
+                 alert_measurement: str = "alerts", device_points: bool = True,
+                 precision: str = "us", sequences: SequenceTracker | None = None) -> None:
         self.engine = engine
+        self.sequences = sequences
         self.parser = parser
         self.lock = threading.Lock()
         self._series = SeriesKeys(measurement)
         self._alert_measurement = alert_measurement
         self._device_points = device_points
+        self.precision = precision  # of every timestamp written (influxdb.precision)
 
     def handle(self, topic: str, payload: bytes, received_at: float) -> Handled:
         try:
@@ -65,8 +69,11 @@ class MessageHandler:
             return Handled(rejected=rejected)
         done = Handled(readings=len(readings), reading_ts=readings[0].ts)
         lines = done.lines
+        sequences = self.sequences
         with self.lock:
             for reading in readings:
+                if sequences is not None and reading.seq is not None:
+                    sequences.observe(reading.stream, reading.seq)
                 try:
                     outcome = self.engine.process(reading.site, reading.device, reading.metric,
                                                   reading.ts, reading.value)
@@ -92,7 +99,7 @@ class MessageHandler:
         """The reading's point without scores, when the engine failed on it."""
         value = float_field(reading.value) or "0.0"
         return (f"{self._series.prefix(reading.site, reading.device, reading.metric)} "
-                f"value={value} {timestamp_ms(reading.ts)}")
+                f"value={value} {timestamp(reading.ts, self.precision)}")
 
     def _device(self, done: Handled, readings: list[Reading]) -> None:
         first = readings[0]
@@ -109,7 +116,8 @@ class MessageHandler:
     def _line(self, site: str, device: str, metric: str, ts: float, value: float | None,
               outcome: Outcome) -> str:
         return reading_line(self._series.prefix(site, device, metric), ts, value,
-                            outcome.scores, outcome.score, outcome.threshold, outcome.anomaly)
+                            outcome.scores, outcome.score, outcome.threshold, outcome.anomaly,
+                            self.precision)
 
     def _alert(self, done: Handled, site: str, device: str, metric: str,
                event: AlertEvent) -> None:
@@ -119,27 +127,48 @@ class MessageHandler:
             self._alert_measurement, site=site, device=device, metric=metric,
             severity=alert.severity, state=alert.state, fingerprint=alert.fingerprint,
             value=alert.value, score=alert.score, text=alert.annotations["summary"],
-            ts=alert.ts))
+            ts=alert.ts, precision=self.precision))
 
     # -- read-only uses from other threads ----------------------------------------------------
 
     def peek(self, readings: list[Reading]) -> list[dict[str, Any]]:
-        """Scores and decisions for ``readings`` against the live models, learning nothing."""
+        """Scores and decisions for ``readings`` against the live models, learning nothing.
+
+        ``status`` says whether the score means anything: "scored", "unknown stream"
+        (never seen: 0.0 is a placeholder, not "normal") or "warming up", with
+        ``readings_needed`` before it scores and a ``detail`` sentence.
+        """
         answers = []
         with self.lock:
             for r in readings:
                 outcome = self.engine.peek(r.site, r.device, r.metric, r.ts, r.value)
-                answers.append({"site": r.site, "device": r.device, "metric": r.metric,
-                                "ts": r.ts, "value": r.value, "scores": outcome.scores,
-                                "score": outcome.score, "threshold": outcome.threshold,
-                                "anomaly": outcome.anomaly,
-                                "would_alert": None if outcome.event is None
-                                else outcome.event.state})
+                known, learned, needed = self.engine.warmup_left(r.site, r.device, r.metric)
+                answer = {"site": r.site, "device": r.device, "metric": r.metric,
+                          "ts": r.ts, "value": r.value, "scores": outcome.scores,
+                          "score": outcome.score, "threshold": outcome.threshold,
+                          "anomaly": outcome.anomaly,
+                          "would_alert": None if outcome.event is None
+                          else outcome.event.state,
+                          "status": "scored", "readings_needed": needed}
+                if not known:
+                    answer["status"] = "unknown stream"
+                    answer["detail"] = (f"no reading of {r.stream} was ever received: the "
+                                        f"score is a placeholder, not a verdict; the stream "
+                                        f"scores after about {needed} readings")
+                elif needed:
+                    answer["status"] = "warming up"
+                    answer["detail"] = (f"{r.stream} is warming up: {learned} readings "
+                                        f"learned, about {needed} more needed before it scores")
+                answers.append(answer)
         return answers
 
     def summaries(self) -> dict[str, dict[str, Any]]:
         with self.lock:
-            return self.engine.stream_summaries()
+            summaries = self.engine.stream_summaries()
+            if self.sequences is not None:
+                for key, summary in summaries.items():
+                    summary["sequence"] = self.sequences.stream(key)
+            return summaries
 
     def stream_count(self) -> int:
         with self.lock:

@@ -9,6 +9,12 @@ plain totals kept beside them for the ``iotwatch_service`` measurement need no l
 1
 >>> b'iotwatch_detector_rejected_total{reason="bad_json"} 1.0' in metrics.exposition()
 True
+>>> tracker = SequenceTracker()
+>>> for seq in (0, 1, 4):
+...     tracker.observe("s/d/t", seq)
+>>> metrics.watch_sequences(tracker)
+>>> b'iotwatch_detector_sequence_skipped_total 2.0' in metrics.exposition()
+True
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from detector.sequence import SequenceTracker
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -98,6 +107,10 @@ class Metrics:
     def watch_spool(self, depth: Callable[[], int]) -> None:
         self._spool_depth = depth
 
+    def watch_sequences(self, tracker: SequenceTracker) -> None:
+        """Expose the tracker's counts (read at each scrape) as ``..._sequence_*``."""
+        self.registry.register(_SequenceCollector(tracker))
+
     # -- read-outs ---------------------------------------------------------------------------
 
     def totals(self) -> dict[str, int]:
@@ -106,3 +119,32 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _SequenceCollector:
+    """The sequence tracker's totals at scrape time (its counts live in the tracker)."""
+
+    PREFIX = "iotwatch_detector_sequence_"
+    COUNTERS = (
+        ("skipped", "seq numbers a stream jumped over (each a reading missing, or late)"),
+        ("out_of_order", "readings that came after a higher seq of their stream (late)"),
+        ("duplicated", "readings whose seq their stream had already delivered"),
+        ("restarts", "streams whose seq started again (a publisher restart)"),
+    )
+
+    def __init__(self, tracker: SequenceTracker) -> None:
+        self.tracker = tracker
+
+    def collect(self):
+        totals = self.tracker.totals
+        for name, doc in self.COUNTERS:
+            yield CounterMetricFamily(self.PREFIX + name, doc, value=totals[name])
+        yield GaugeMetricFamily(self.PREFIX + "missing",
+                                "readings never received by seq (skipped minus late)",
+                                value=totals["missing"])
+        yield GaugeMetricFamily(self.PREFIX + "gap_ratio",
+                                "missing per expected reading over the recent window",
+                                value=self.tracker.gap_rate())
+        yield GaugeMetricFamily(self.PREFIX + "degraded",
+                                "1 while the gap ratio is above sequence.max_gap_rate",
+                                value=1 if self.tracker.degraded else 0)

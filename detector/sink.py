@@ -1,9 +1,9 @@
 """Writers that take a body of line protocol and store it, or say why not.
 
-- ``v1``: ``POST /write?db=&rp=&precision=ms`` (InfluxDB 1.x; basic auth when a user is set)
+- ``v1``: ``POST /write?db=&rp=&precision=u`` (InfluxDB 1.x; basic auth when a user is set)
   over plain ``http.client``: InfluxDB before 1.8 has no ``/api/v2/write`` endpoint, which
   is all influxdb-client writes to.
-- ``v2``: influxdb-client's write service (``/api/v2/write?org=&bucket=&precision=ms``
+- ``v2``: influxdb-client's write service (``/api/v2/write?org=&bucket=&precision=us``
   with ``Authorization: Token``; InfluxDB 2.x, 3.x, Cloud, VictoriaMetrics), handed the
   prebuilt line-protocol body as bytes, never ``Point`` objects (MEASURED.md: 13-17 us per
   ``Point`` against ~2.7 us for prebuilt lines). The library's own retries are off (it
@@ -17,12 +17,17 @@ errors, 429, 5xx, and 401/403/404: a token, permission or database that an opera
 fix; the points wait in the spool meanwhile) and ``RejectedWriteError`` when the data
 itself was refused (other 4xx), carrying the server's message.
 
+Timestamps are in ``influxdb.precision`` (``us`` unless configured: ``ms`` would let two
+readings of a stream within one millisecond overwrite each other). ``write`` takes the
+precision of the body it is given, so batches spooled by a run with another precision
+(or by an older version, which wrote ``ms``) are stored at their own times.
+
 >>> import tempfile
 >>> path = Path(tempfile.mkdtemp()) / "points.lp"
 >>> writer = FileWriter(path)
->>> writer.write(b"m v=1 1"); writer.write(b"m v=2 2")
->>> path.read_bytes()
-b'm v=1 1\\nm v=2 2\\n'
+>>> writer.write(b"m v=1 1"); writer.write(b"m v=2 2", precision="ms")
+>>> path.read_bytes()  # the second body was spooled by a run at ms: rescaled to us
+b'm v=1 1\\nm v=2 2000\\n'
 """
 
 from __future__ import annotations
@@ -44,8 +49,13 @@ from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.rest import ApiException
 from influxdb_client.service.write_service import WriteService
 
+from detector.lineprotocol import rescale_timestamps
 from iotwatch.config import InfluxSettings
 from iotwatch.retry import parse_retry_after
+
+# The precision parameter of each API: InfluxDB 1.x (and VictoriaMetrics) say "u".
+V1_PRECISION = {"ms": "ms", "us": "u", "ns": "ns"}
+V2_PRECISION = {"ms": WritePrecision.MS, "us": WritePrecision.US, "ns": WritePrecision.NS}
 
 # Answers an operator can fix without changing the data: keep the points and retry.
 RETRY_STATUSES = frozenset({401, 403, 404, 408, 429})
@@ -80,19 +90,26 @@ class RejectedWriteError(WriteError):
 
 class Writer(Protocol):
     description: str
+    precision: str  # of the timestamps in the bodies it is given, unless told otherwise
 
-    def write(self, body: bytes) -> None: ...
+    def write(self, body: bytes, precision: str | None = None) -> None: ...
 
     def close(self) -> None: ...
 
 
 class HttpWriter:
-    """POSTs line protocol to one write endpoint over a kept-alive connection."""
+    """POSTs line protocol to InfluxDB 1.x's ``/write`` over a kept-alive connection.
+
+    ``path`` is the endpoint with its query (``/write?db=iotwatch``); the precision of
+    each body is added to it.
+    """
 
     def __init__(self, url: str, path: str, headers: dict[str, str], *, use_gzip: bool,
-                 timeout_s: float, verify_tls: bool, description: str) -> None:
+                 timeout_s: float, verify_tls: bool, description: str,
+                 precision: str = "us") -> None:
         parts = _check_url(url)
         self.description = description
+        self.precision = precision
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port or (443 if self._https else 80)
@@ -110,22 +127,23 @@ class HttpWriter:
                 self._context.verify_mode = ssl.CERT_NONE
         self._connection: http.client.HTTPConnection | None = None
 
-    def write(self, body: bytes) -> None:
+    def write(self, body: bytes, precision: str | None = None) -> None:
         payload = _compress(body) if self._gzip else body
+        path = f"{self._path}&precision={V1_PRECISION[precision or self.precision]}"
         try:
-            status, reason, headers, text = self._post(payload)
+            status, reason, headers, text = self._post(path, payload)
         except (OSError, http.client.HTTPException) as exc:
             raise RetryableWriteError(f"{self.description} unreachable: {exc}") from None
         if status >= 300:
             raise _answer_error(self.description, status, reason, text,
                                 headers.get("retry-after"))
 
-    def _post(self, payload: bytes) -> tuple[int, str, dict[str, str], bytes]:
+    def _post(self, path: str, payload: bytes) -> tuple[int, str, dict[str, str], bytes]:
         # A kept-alive connection the server closed fails on first use: retry once fresh.
         for attempt in range(2):
             connection = self._connect()
             try:
-                connection.request("POST", self._path, payload, self._headers)
+                connection.request("POST", path, payload, self._headers)
                 response = connection.getresponse()
                 text = response.read()
             except (OSError, http.client.HTTPException):
@@ -170,9 +188,11 @@ class InfluxV2Writer:
     """
 
     def __init__(self, url: str, token: str | None, org: str, bucket: str, *, use_gzip: bool,
-                 timeout_s: float, verify_tls: bool, description: str) -> None:
+                 timeout_s: float, verify_tls: bool, description: str,
+                 precision: str = "us") -> None:
         _check_url(url)
         self.description = description
+        self.precision = precision
         self._org = org
         self._bucket = bucket
         # retries=False: urllib3 neither retries nor follows redirects; one attempt per write.
@@ -182,11 +202,11 @@ class InfluxV2Writer:
         self._service = WriteService(self._client.api_client)
         self._encoding = {"content_encoding": "gzip"} if use_gzip else {}
 
-    def write(self, body: bytes) -> None:
+    def write(self, body: bytes, precision: str | None = None) -> None:
         try:
             self._service.post_write(org=self._org, bucket=self._bucket,
                                      body=_compress(body) if self._encoding else body,
-                                     precision=WritePrecision.MS,
+                                     precision=V2_PRECISION[precision or self.precision],
                                      content_type="text/plain; charset=utf-8", **self._encoding)
         except ApiException as exc:
             raise _api_error(self.description, exc) from None
@@ -226,15 +246,19 @@ def _answer_error(description: str, status: int, reason: str, body: bytes | str,
 class FileWriter:
     """Appends each body (and a newline) to ``path``, fsync'd: the demo's embedded store."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, precision: str = "us") -> None:
         self.path = Path(path)
         self.description = f"file {self.path}"
+        self.precision = precision
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SinkConfigError(f"detector.output.file: cannot create {self.path.parent}: {exc.strerror}") from exc
 
-    def write(self, body: bytes) -> None:
+    def write(self, body: bytes, precision: str | None = None) -> None:
+        # One unit per file: a body spooled at another precision is rescaled to this one.
+        if precision is not None and precision != self.precision:
+            body = rescale_timestamps(body, precision, self.precision)
         try:
             with open(self.path, "ab") as handle:
                 handle.write(body + b"\n")
@@ -252,7 +276,10 @@ class NullWriter:
 
     description = "no point store"
 
-    def write(self, body: bytes) -> None:
+    def __init__(self, precision: str = "us") -> None:
+        self.precision = precision
+
+    def write(self, body: bytes, precision: str | None = None) -> None:
         pass
 
     def close(self) -> None:
@@ -262,17 +289,17 @@ class NullWriter:
 def make_writer(influx: InfluxSettings, sink: str, file: Path) -> Writer:
     """The writer that ``influxdb:`` and ``detector.output`` ask for."""
     if sink == "file":
-        return FileWriter(file)
+        return FileWriter(file, influx.precision)
     if sink == "none" or not influx.enabled:
-        return NullWriter()
+        return NullWriter(influx.precision)
     if influx.api == "v2":
         token = influx.token.get_secret_value() if influx.token is not None else None
         return InfluxV2Writer(influx.url, token, influx.org, influx.bucket,
                               use_gzip=influx.gzip, timeout_s=influx.timeout_s,
-                              verify_tls=influx.verify_tls,
+                              verify_tls=influx.verify_tls, precision=influx.precision,
                               description=f"InfluxDB v2 {influx.url} bucket={influx.bucket}")
     headers: dict[str, str] = {}
-    params = {"db": influx.database, "precision": "ms"}
+    params = {"db": influx.database}
     if influx.retention_policy:
         params["rp"] = influx.retention_policy
     if influx.username:
@@ -281,6 +308,7 @@ def make_writer(influx: InfluxSettings, sink: str, file: Path) -> Writer:
         headers["Authorization"] = f"Basic {basic}"
     return HttpWriter(influx.url, "/write?" + urlencode(params), headers, use_gzip=influx.gzip,
                       timeout_s=influx.timeout_s, verify_tls=influx.verify_tls,
+                      precision=influx.precision,
                       description=f"InfluxDB v1 {influx.url} db={influx.database}")
 
 

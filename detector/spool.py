@@ -2,7 +2,9 @@
 
 Batches are appended to segment files (``<12 digits>.spool``) as records of a 24-byte
 header (magic, body length, CRC-32 of the body, number of points, creation time in ms)
-and the line-protocol body; every append is fsync'd before it returns, so a batch in the
+and the line-protocol body; the magic tells the precision of the body's timestamps
+(``IWSP``: ms, as every record before precisions were configurable; ``IWSU``: us;
+``IWSN``: ns), so a batch is stored at its own times whatever a later run writes; every append is fsync'd before it returns, so a batch in the
 spool survives ``kill -9`` and may be acknowledged to the broker. Records are read back
 oldest first; a segment is deleted once fully read. How far the oldest segment has been
 read is noted in ``cursor`` (not fsync'd: after a crash a few batches may be replayed
@@ -18,6 +20,8 @@ True
 >>> record = spool.head()
 >>> record.body, record.points, record.created
 (b'm v=1 1\\nm v=2 2', 2, 100.0)
+>>> record.precision
+'us'
 >>> spool.pop(); spool.head() is None, spool.points
 (True, 0)
 """
@@ -36,7 +40,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"IWSP"
+MAGIC = b"IWSP"  # the first format: ms timestamps
+MAGICS = {MAGIC: "ms", b"IWSU": "us", b"IWSN": "ns"}
+MAGIC_OF = {precision: magic for magic, precision in MAGICS.items()}
 HEADER = struct.Struct("<4sIIIQ")  # magic, length, crc32, points, created_ms
 SUFFIX = ".spool"
 CURSOR = "cursor"
@@ -53,6 +59,7 @@ class SpoolRecord:
     points: int
     created: float
     size: int
+    precision: str = "us"  # of the body's timestamps
 
 
 @dataclass(slots=True)
@@ -108,7 +115,7 @@ class Spool:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def append(self, body: bytes, points: int, created: float) -> bool:
+    def append(self, body: bytes, points: int, created: float, precision: str = "us") -> bool:
         """Store one batch durably; False (nothing written) when the spool is full."""
         if not self.has_room(len(body)):
             return False
@@ -116,7 +123,7 @@ class Spool:
         if segment is None or segment.size >= self.segment_bytes:
             segment = self._new_segment()
         writer = self._writer_for(segment)
-        header = HEADER.pack(MAGIC, len(body), zlib.crc32(body), points, round(created * 1000))
+        header = HEADER.pack(MAGIC_OF[precision], len(body), zlib.crc32(body), points, round(created * 1000))
         writer.write(header + body)
         writer.flush()
         os.fsync(writer.fileno())
@@ -193,7 +200,7 @@ class Spool:
             while offset + HEADER.size <= len(data):
                 magic, length, crc, points, _created = HEADER.unpack_from(data, offset)
                 end = offset + HEADER.size + length
-                if magic != MAGIC or end > len(data) or zlib.crc32(
+                if magic not in MAGICS or end > len(data) or zlib.crc32(
                         data[offset + HEADER.size:end]) != crc:
                     break
                 if offset >= start:
@@ -222,10 +229,11 @@ class Spool:
             header = self._reader.read(HEADER.size)
             magic, length, crc, points, created_ms = HEADER.unpack(header)
             body = self._reader.read(length)
-            if magic != MAGIC or len(body) != length or zlib.crc32(body) != crc:
+            if magic not in MAGICS or len(body) != length or zlib.crc32(body) != crc:
                 raise SpoolError(f"spool segment {self._path(segment.number)} is corrupt at "
                                  f"offset {self._read_offset}")
-            return SpoolRecord(body, points, created_ms / 1000.0, HEADER.size + length)
+            return SpoolRecord(body, points, created_ms / 1000.0, HEADER.size + length,
+                               MAGICS[magic])
         return None
 
     def _drop_oldest(self) -> None:

@@ -2,6 +2,9 @@
 
 One thread runs ``Worker.run``. Per message: parse, score, learn, decide (``handler``),
 publish its alerts or dead letter, and add its points and ack token to the open batch.
+Anything unexpected raised while handling one message dead-letters that message as
+``internal_error`` (with the exception's text), which is counted and acknowledged like
+any rejection: no message, however often redelivered, can stop the service.
 The batch goes to the write stage when it holds ``influxdb.batch_size`` points or
 ``input.ack_batch`` messages, is ``influxdb.flush_interval_s`` old, or no message came
 for ``input.idle_flush_s`` (so a small broker in-flight window never stalls). The
@@ -17,6 +20,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import paho.mqtt.client as paho
 
 from detector.acks import Batch
 from detector.checkpoint import CheckpointFile
@@ -104,22 +109,31 @@ class Worker:
 
     def _process(self, item: Received) -> None:
         generation, message, received_at = item
+        try:
+            self._handle(message, received_at)
+        except Exception as exc:  # a bug on one message: dead-letter it, never a crash loop
+            self._internal_error(message, received_at, exc)
+        # Acknowledged with its batch whatever happened: redelivering it would fail again.
+        batch = self._batch
+        if message.qos:
+            batch.tokens.append((generation, message.mid, message.qos, received_at))
+        batch.messages += 1
+        self.metrics.processing_lag.observe(max(0.0, self._clock() - received_at))
+
+    def _handle(self, message: paho.MQTTMessage, received_at: float) -> None:
         batch = self._batch
         payload = message.payload
         try:
             topic = message.topic
         except UnicodeDecodeError:
-            topic = repr(message._topic)[2:-1]  # noqa: SLF001 - paho has no raw accessor
+            topic = _raw_topic(message)
             done = None
         else:
             done = self.handler.handle(topic, payload, received_at)
         if done is None or done.rejected is not None:
             reason = Reason.BAD_TOPIC if done is None else done.rejected.reason
             detail = "topic is not valid UTF-8" if done is None else done.rejected.detail
-            self.metrics.count_rejected(reason.value)
-            info = self.emitter.dead_letter(topic, payload, reason.value, detail, received_at)
-            if info is not None:
-                batch.publishes.append(info)
+            self._dead_letter(topic, payload, reason, detail, received_at)
         else:
             self.metrics.count_readings(done.readings)
             batch.lines.extend(done.lines)
@@ -132,10 +146,28 @@ class Worker:
                 self.metrics.reading_age.set(received_at - done.reading_ts)
             for error in done.engine_errors:
                 self._engine_error(error)
-        if message.qos:
-            batch.tokens.append((generation, message.mid, message.qos, received_at))
-        batch.messages += 1
-        self.metrics.processing_lag.observe(max(0.0, self._clock() - received_at))
+
+    def _dead_letter(self, topic: str, payload: bytes, reason: Reason, detail: str,
+                     received_at: float) -> None:
+        self.metrics.count_rejected(reason.value)
+        info = self.emitter.dead_letter(topic, payload, reason.value, detail, received_at)
+        if info is not None:
+            self._batch.publishes.append(info)
+
+    def _internal_error(self, message: paho.MQTTMessage, received_at: float,
+                        exc: Exception) -> None:
+        detail = f"{type(exc).__name__}: {exc}"[:1000]
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = _raw_topic(message)
+        log.exception("handling a message on %s failed; dead-lettered as %s", topic[:200],
+                      Reason.INTERNAL_ERROR.value)
+        try:
+            self._dead_letter(topic, bytes(message.payload), Reason.INTERNAL_ERROR, detail,
+                              received_at)
+        except Exception:  # the dead letter too: counted and logged, the message still acked
+            log.exception("cannot dead-letter the message from %s", topic[:200])
 
     def _engine_error(self, error: str) -> None:
         self.metrics.engine_errors.inc()
@@ -170,7 +202,8 @@ class Worker:
 
     def _add_stats(self) -> None:
         self._batch.lines.append(counters_line(SERVICE_MEASUREMENT, {"service": "detector"},
-                                               self.metrics.totals(), self._clock()))
+                                               self.metrics.totals(), self._clock(),
+                                               self.handler.precision))
 
     def _checkpoint(self) -> None:
         started = self._monotonic()
@@ -184,3 +217,7 @@ class Worker:
             self.last_checkpoint = self._clock()
             log.debug("checkpoint written in %.3f s", self._monotonic() - started)
         self._next_checkpoint = self._monotonic() + self.cadence.checkpoint_interval_s
+
+
+def _raw_topic(message: paho.MQTTMessage) -> str:
+    return repr(message._topic)[2:-1]  # noqa: SLF001 - paho has no raw accessor

@@ -24,6 +24,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tune": ("detector.models.tune_cli", "search a detector's or a model's parameters on "
              "labelled data"),
     "demo": ("iotwatch.demo.cli", "run the whole pipeline locally and show it working"),
+    "bench": ("detector.benchmark.cli", "measure the detector against the broker's ceiling"),
+    "dashboard": ("iotwatch.dashboard.cli", "serve a live web page of streams, alerts and services"),
 }
 
 EXIT_USAGE = 2
@@ -45,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         add_arguments(sub)
         sub.set_defaults(handler=module.run)
-    config = commands.add_parser("config", help="work with configuration files")
+    config = commands.add_parser(
+        "config", help="work with configuration files",
+        description="Work with the services' YAML configuration files (config/*.yaml). "
+        "'iotwatch config check FILE...' validates them and prints every error with its "
+        "key path; environment overrides (IOTWATCH__<SECTION>__<KEY>) are applied as the "
+        "services apply them.")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION",
                                             required=True)
     check = config_commands.add_parser(

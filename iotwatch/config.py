@@ -46,8 +46,18 @@ class ConfigError(IotwatchError):
     def __init__(self, errors: list[str], source: str = "") -> None:
         self.errors = errors
         self.source = source
-        prefix = f"{source}: " if source else ""
-        super().__init__("\n".join(prefix + e for e in errors))
+        super().__init__("\n".join(in_source(e, source) for e in errors))
+
+
+def in_source(error: str, source: str) -> str:
+    """``source: error``, unless the error is an environment variable's (it names itself).
+
+    >>> in_source("mqtt.port: expected an integer", "config/detector.yaml")
+    'config/detector.yaml: mqtt.port: expected an integer'
+    >>> in_source("IOTWATCH__MQTT__PORT (environment, sets mqtt.port): bad", "x.yaml")
+    'IOTWATCH__MQTT__PORT (environment, sets mqtt.port): bad'
+    """
+    return error if not source or error.startswith(ENV_PREFIX) else f"{source}: {error}"
 
 
 class StrictModel(BaseModel):
@@ -105,6 +115,9 @@ class InfluxSettings(StrictModel):
     token: SecretStr | None = None
     measurement: str = "readings"
     alert_measurement: str = "alerts"
+    # Unit of the timestamps written: us keeps readings of one stream a fraction of a
+    # millisecond apart as separate points (at ms the later one would overwrite the first).
+    precision: Literal["ms", "us", "ns"] = "us"
     batch_size: int = Field(default=5000, ge=1, le=100_000)
     flush_interval_s: float = Field(default=1.0, gt=0, le=60)
     timeout_s: float = Field(default=10.0, gt=0)
@@ -166,7 +179,7 @@ def build_config(raw: dict[str, Any], model: type[M] | None = None, *,
                  base_dir: Path | None = None) -> M:
     """Validate an already-parsed mapping the way ``load_config`` validates a file."""
     errors = list(_literal_secret_errors(raw, ()))
-    data = _apply_env_overrides(raw, environ or {})
+    data, overridden = _apply_env_overrides(raw, environ or {})
     errors += _resolve_secret_files(data, (), base_dir or Path.cwd())
     if model is None:
         try:
@@ -176,10 +189,31 @@ def build_config(raw: dict[str, Any], model: type[M] | None = None, *,
     try:
         validated = model.model_validate(data)
     except ValidationError as exc:
-        errors += format_validation_errors(exc, model)
+        errors += [_blame_environment(e, overridden) for e in format_validation_errors(exc, model)]
     if errors:
         raise ConfigError(errors, source)
     return validated
+
+
+def _blame_environment(error: str, overridden: dict[tuple[str, ...], str]) -> str:
+    """An error about a key an environment variable set names the variable, not the file.
+
+    >>> _blame_environment("mqtt.port: expected an integer, got 'abc'",
+    ...                    {("mqtt", "port"): "IOTWATCH__MQTT__PORT"})
+    "IOTWATCH__MQTT__PORT (environment, sets mqtt.port): expected an integer, got 'abc'"
+    """
+    dotted, sep, message = error.partition(": ")
+    if not sep or not overridden:
+        return error
+    keys = tuple(dotted.split("."))
+    for length in range(len(keys), 0, -1):  # the variable that set this key or a parent
+        name = overridden.get(keys[:length])
+        if name is not None:
+            return f"{name} (environment, sets {dotted}): {message}"
+    for path, name in overridden.items():  # ... or a child of it (a mapping where a value goes)
+        if path[:len(keys)] == keys:
+            return f"{name} (environment, sets {'.'.join(path)}): {dotted}: {message}"
+    return error
 
 
 def model_for(data: Mapping[str, Any]) -> type[BaseModel]:
@@ -210,12 +244,15 @@ def check_files(paths: list[str]) -> list[str]:
         try:
             load_config(path)
         except ConfigError as exc:
-            lines += [f"{path}: {error}" for error in exc.errors]
+            lines += [in_source(error, path) for error in exc.errors]
     return lines
 
 
-def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]
+                         ) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """The data with the overrides applied, and which variable set which key path."""
     data = _deep_copy(raw)
+    overridden: dict[tuple[str, ...], str] = {}
     for name, text in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
             continue
@@ -231,7 +268,8 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dic
             node = child
         leaf = keys[-1]
         node[leaf] = text if leaf in SECRET_KEYS else _yaml_scalar(text)
-    return data
+        overridden[tuple(keys)] = name
+    return data, overridden
 
 
 def _yaml_scalar(text: str) -> Any:

@@ -66,8 +66,7 @@ def make_client(settings: MqttSettings, service: str, *, persistent: bool = True
 
     def handle_connect(client: paho.Client, _userdata, _flags, reason_code, _props) -> None:
         if reason_code.is_failure:
-            log.warning("mqtt connect refused by %s:%s: %s", settings.host, settings.port,
-                        reason_code)
+            log.warning("mqtt connect refused: %s", refusal_message(settings, str(reason_code)))
             return
         log.info("mqtt connected to %s:%s as %s", settings.host, settings.port, cid)
         for topic, qos in subscriptions:
@@ -116,9 +115,37 @@ def connect(client: paho.Client, settings: MqttSettings, timeout_s: float = 10.0
     if refused or not ok:
         client.loop_stop()
         client.disconnect()
-        why = refused[0] if refused else f"no answer within {timeout_s:.0f} s"
-        raise MqttError(f"MQTT broker at {settings.host}:{settings.port} refused "
-                        f"{settings.username or 'anonymous'}: {why}")
+        if not refused:
+            raise MqttError(f"MQTT broker at {settings.host}:{settings.port} did not answer "
+                            f"the connection of {settings.username or 'anonymous'} within "
+                            f"{timeout_s:.0f} s")
+        raise MqttError(refusal_message(settings, refused[0]))
+
+
+def refusal_message(settings: MqttSettings, reason: str) -> str:
+    """Why the broker said no, and what to change; a missing password is not a wrong one.
+
+    MQTT 3.1.1 answers both with "Not authorized", so what we sent tells them apart.
+
+    >>> from pydantic import SecretStr
+    >>> print(refusal_message(MqttSettings(username="alerting"), "Not authorized"))
+    MQTT broker at 127.0.0.1:1883 refused alerting: Not authorized: no password is set for user 'alerting' (set IOTWATCH__MQTT__PASSWORD or mqtt.password_file)
+    >>> print(refusal_message(MqttSettings(username="alerting", password=SecretStr("x")),
+    ...                       "Not authorized"))
+    MQTT broker at 127.0.0.1:1883 refused alerting: Not authorized: the password of user 'alerting' is wrong, or the broker does not know that user
+    """
+    where = f"MQTT broker at {settings.host}:{settings.port}"
+    user = settings.username
+    if user is None:
+        hint = "no mqtt.username is set and the broker does not allow anonymous clients"
+    elif settings.password is None or not settings.password.get_secret_value():
+        hint = (f"no password is set for user {user!r} (set IOTWATCH__MQTT__PASSWORD or "
+                "mqtt.password_file)")
+    elif reason.lower() in ("not authorized", "bad user name or password"):
+        hint = f"the password of user {user!r} is wrong, or the broker does not know that user"
+    else:
+        return f"{where} refused {user}: {reason}"
+    return f"{where} refused {user or 'anonymous'}: {reason}: {hint}"
 
 
 def publish_status(client: paho.Client, settings: MqttSettings, service: str,

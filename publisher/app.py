@@ -37,7 +37,7 @@ from publisher.outfiles import LABELS_FILE, READINGS_FILE, LabelsJsonl, Readings
 from publisher.pacing import Pacer
 from publisher.payloads import MessageBuilder, batches
 from publisher.progress import Progress, ProgressReporter
-from publisher.replay import Replay
+from publisher.replay import Replay, read_windows
 from publisher.samples import Sample
 from publisher.sender import MqttSender
 from publisher.simulation import FleetSimulation, default_start, span_s
@@ -75,8 +75,10 @@ def run(config: PublisherFile, *, fleet: FleetSpec | None, replay: Path | None =
 def _source(settings: PublisherSettings, fleet: FleetSpec | None, replay: Path | None,
             to_files: bool) -> Source:
     if replay is not None:
+        windows = settings.replay.windows
         recording = Replay(replay, settings.replay.site, settings.replay.metric,
-                           count=settings.count, duration_s=settings.duration_s)
+                           count=settings.count, duration_s=settings.duration_s,
+                           windows=read_windows(windows) if windows is not None else None)
         log.info("replaying %d file(s) from %s as site %s", len(recording.recordings), replay,
                  recording.site)
         return recording

@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replay", metavar="FILE_OR_DIR",
                         help="replay recorded CSV data instead of simulating (NAB "
                         "timestamp,value files, SKAB semicolon files, or alike)")
+    parser.add_argument("--windows", metavar="FILE",
+                        help="NAB label windows of the replayed files (combined_windows.json): "
+                        "written and sent as labels, like an anomaly column of SKAB files")
     parser.add_argument("--site", help="site of replayed devices (default: replay)")
     parser.add_argument("--metric",
                         help="metric name of a replayed file's single value column")
@@ -51,8 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from iotwatch.config import ConfigError
-    from iotwatch.logs import setup_logging
+    from iotwatch.logs import fatal, setup_logging
     from iotwatch.mqtt import MqttError
+    from iotwatch.paths import PathProblem, output_dir, output_file
     from publisher import app
     from publisher.replay import ReplayError
 
@@ -65,12 +69,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"{source_name}: ok")
         return 0
     setup_logging(config.log, "publisher")
+    labels_file = config.publisher.labels_file
+    try:  # outputs before the work: a run may last hours
+        if args.out:
+            output_dir(Path(args.out), "--out")
+        elif labels_file is not None:
+            output_file(labels_file, "--labels" if args.labels else "publisher.labels_file")
+    except PathProblem as exc:
+        fatal("iotwatch publish", str(exc))
+        return EXIT_CONFIG
     try:
         return app.run(config, fleet=fleet,
                        replay=Path(args.replay) if args.replay else None,
                        out_dir=Path(args.out) if args.out else None)
-    except (ReplayError, MqttError) as exc:
-        print(f"iotwatch publish: {exc}", file=sys.stderr)
+    except ReplayError as exc:  # the recording is not what --replay expects
+        fatal("iotwatch publish", str(exc))
+        return EXIT_CONFIG
+    except MqttError as exc:
+        fatal("iotwatch publish", str(exc))
         return EXIT_UNAVAILABLE
     except ConfigError as exc:
         print(exc, file=sys.stderr)
@@ -98,7 +114,8 @@ def _load(args: argparse.Namespace):
         overrides.update(duration_s=args.duration, count=None)
     merged = config.publisher.model_dump() | overrides
     merged["replay"].update({key: value for key, value in {
-        "site": args.site, "metric": args.metric}.items() if value is not None})
+        "site": args.site, "metric": args.metric, "windows": args.windows}.items()
+        if value is not None})
     # Validated again, so an option is checked exactly like the key it overrides.
     settings = build_config(merged, PublisherSettings, environ={}, source="command line")
     config = config.model_copy(update={"publisher": settings})

@@ -29,6 +29,8 @@ class ReplaySettings(StrictModel):
 
     site: str = "replay"
     metric: str | None = None
+    # NAB label windows of the replayed files (combined_windows.json): sent on as labels.
+    windows: Path | None = None
 
 
 class PublisherSettings(StrictModel):

@@ -17,6 +17,14 @@ if [ ! -x .venv/bin/python ]; then
         exit 1
     }
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e .
+# pip's and setuptools' notices (the "Editable installation" box among them) go to a log,
+# shown only when the install fails: the first screen belongs to the demo.
+log=.venv/install.log
+echo "demo.sh: installing iotwatch into .venv (log: $log)"
+if ! { .venv/bin/python -m pip install --quiet --upgrade pip &&
+       .venv/bin/python -m pip install --quiet -e .; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "demo.sh: installing iotwatch failed (above, and in $log)" >&2
+    exit 1
+fi
 exec .venv/bin/iotwatch demo "$@"

@@ -53,3 +53,20 @@ def test_missing_file_is_reported() -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stdout.strip() == "/nonexistent.yaml: cannot read file: No such file or directory"
+
+
+def test_every_command_and_action_describes_itself_in_its_help():
+    import argparse
+
+    from iotwatch.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, path: str):
+        yield path, parser
+        for action in parser._actions:  # noqa: SLF001 - argparse has no public walk
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{path} {name}")
+
+    undescribed = [path for path, parser in walk(build_parser(), "iotwatch")
+                   if not (parser.description or "").strip()]
+    assert undescribed == []

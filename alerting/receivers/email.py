@@ -21,7 +21,7 @@ from pathlib import Path
 from alerting.config import EmailSettings
 from alerting.notification import Notification
 from alerting.receivers.base import NotifyError
-from alerting.templates import EmailTemplates, LinkTemplate
+from alerting.templates import EmailTemplates, LinkTemplate, TemplateRenderError, check_template
 
 IDEMPOTENCY_HEADER = "X-Iotwatch-Idempotency-Key"
 ALERTS_HEADER = "X-Iotwatch-Alerts"
@@ -62,17 +62,25 @@ def build_message(note: Notification, settings: EmailSettings, templates: EmailT
 
 
 def templates_for(settings: EmailSettings, external_url: str | None) -> EmailTemplates:
-    """The templates of one e-mail integration, reading ``text_file``/``html_file``."""
-    text, html = settings.text, settings.html
-    try:
-        if settings.text_file is not None:
-            text = Path(settings.text_file).read_text(encoding="utf-8")
-        if settings.html_file is not None:
-            html = Path(settings.html_file).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"cannot read template {exc.filename}: {exc.strerror}") from None
-    return EmailTemplates(settings.subject, text, html, settings.alert_text,
-                          settings.alert_html, external_url)
+    """The templates of one e-mail integration, reading ``text_file``/``html_file``.
+
+    Raises ValueError naming the key of a template that cannot be read or used.
+    """
+    sources = {"text": settings.text, "html": settings.html}
+    for key, path in (("text", settings.text_file), ("html", settings.html_file)):
+        if path is None:
+            continue
+        try:
+            sources[key] = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ValueError(f"{key}_file: cannot read template {path}: {why}") from None
+        try:
+            check_template(sources[key], key)
+        except ValueError as exc:
+            raise ValueError(f"{key}_file {path}: {exc}") from None
+    return EmailTemplates(settings.subject, sources["text"], sources["html"],
+                          settings.alert_text, settings.alert_html, external_url, checked=True)
 
 
 class EmailNotifier:
@@ -94,7 +102,10 @@ class EmailNotifier:
         return f"email via {s.host}:{s.port} ({s.tls}) to {len(s.to)} recipient(s)"
 
     def send(self, notification: Notification) -> None:
-        message = build_message(notification, self.settings, self.templates, self.links)
+        try:
+            message = build_message(notification, self.settings, self.templates, self.links)
+        except TemplateRenderError as exc:  # sending again renders the same way
+            raise NotifyError("template", f"template {exc}", retryable=False) from None
         try:
             with self._connect() as smtp:
                 refused = smtp.send_message(message, self.settings.sender, self.settings.to)

@@ -33,12 +33,15 @@ import orjson
 from alerting.config import WebhookSettings
 from alerting.notification import Notification
 from alerting.receivers.base import NotifyError, redact_url
-from alerting.templates import LinkTemplate
+from alerting.templates import LinkTemplate, TemplateRenderError
 from iotwatch import __version__
+from iotwatch.contracts import Alert
 from iotwatch.retry import parse_retry_after
 from iotwatch.timeparse import format_rfc3339
 
 PAYLOAD_VERSION = "1"
+ALERTMANAGER_VERSION = "4"
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"  # how Go encodes an unset time.Time
 SIGNATURE_HEADER = "X-Iotwatch-Signature"
 TIMESTAMP_HEADER = "X-Iotwatch-Timestamp"
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -95,6 +98,63 @@ def webhook_payload(note: Notification, links: LinkTemplate,
     }
 
 
+def alertmanager_payload(note: Notification, links: LinkTemplate,
+                         external_url: str | None = None) -> dict[str, Any]:
+    """Prometheus Alertmanager's webhook body (version "4"), field for field.
+
+    A firing alert's ``endsAt`` is Go's zero time, as Alertmanager sends it; its
+    ``generatorURL`` is the dashboard link (empty without ``dashboard_url``). Every alert
+    carries the ``alertname`` label consumers of Alertmanager expect: its rule, unless the
+    alert has a label of that name.
+
+    >>> from alerting.notification import Target
+    >>> from iotwatch.contracts import Alert
+    >>> alert = Alert("5cc898f9ef5e139c", "firing", "critical", "plant-1", "boiler-1",
+    ...               "temperature", "anomaly", 93.4, 0.999, 0.99, 1768905000.0, 1768905010.0)
+    >>> note = Notification(Target("ops", "webhook"), "{}:{}", {}, (alert,), 1, 1768905030.0)
+    >>> body = alertmanager_payload(note, LinkTemplate(None))
+    >>> body["version"], body["alerts"][0]["endsAt"], body["commonLabels"]["alertname"]
+    ('4', '0001-01-01T00:00:00Z', 'anomaly')
+    """
+    alerts = [{
+        "status": a.state,
+        "labels": _alertmanager_labels(a),
+        "annotations": dict(a.annotations),
+        "startsAt": format_rfc3339(a.starts_at),
+        "endsAt": (GO_ZERO_TIME if a.state == "firing"
+                   else format_rfc3339(a.ends_at if a.ends_at is not None else a.ts)),
+        "generatorURL": links.render(a) or "",
+        "fingerprint": a.fingerprint,
+    } for a in note.alerts]
+    return {
+        "version": ALERTMANAGER_VERSION,
+        "groupKey": note.group_key,
+        "truncatedAlerts": note.truncated,
+        "status": note.status,
+        "receiver": note.target.receiver,
+        "groupLabels": dict(note.group_labels),
+        "commonLabels": _common([a["labels"] for a in alerts]),
+        "commonAnnotations": _common([a["annotations"] for a in alerts]),
+        "externalURL": external_url or "",
+        "alerts": alerts,
+    }
+
+
+PAYLOADS: dict[str, Callable[[Notification, LinkTemplate, str | None], dict[str, Any]]] = {
+    "iotwatch": webhook_payload, "alertmanager": alertmanager_payload}
+
+
+def _alertmanager_labels(alert: Alert) -> dict[str, str]:
+    return {"alertname": alert.rule, **alert.all_labels}
+
+
+def _common(mappings: list[dict[str, str]]) -> dict[str, str]:
+    if not mappings:
+        return {}
+    first, *rest = mappings
+    return {k: v for k, v in sorted(first.items()) if all(m.get(k) == v for m in rest)}
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # A webhook that redirects is misconfigured; following a POST redirect loses the body.
     def redirect_request(self, req, fp, code, msg, headers, newurl):
@@ -124,7 +184,11 @@ class WebhookNotifier:
         return f"webhook {redact_url(self.settings.url)}"
 
     def send(self, notification: Notification) -> None:
-        body = orjson.dumps(webhook_payload(notification, self.links, self.external_url))
+        payload = PAYLOADS[self.settings.format]
+        try:
+            body = orjson.dumps(payload(notification, self.links, self.external_url))
+        except TemplateRenderError as exc:  # the dashboard link; the same on every attempt
+            raise NotifyError("template", f"template {exc}", retryable=False) from None
         headers = {"Content-Type": "application/json",
                    "User-Agent": f"iotwatch-alerting/{__version__}",
                    "Idempotency-Key": notification.idempotency_key,

@@ -120,6 +120,11 @@ class _Stream:
         self.last_scores: dict[str, float] = {}
 
 
+def _warmup_of(detector: Any) -> int:
+    """Readings a detector learns before it is ready (its own count, or its first window)."""
+    return int(getattr(detector, "warmup", 0) or getattr(detector, "window_size", 0) or 1)
+
+
 class Engine:
     """Per-stream online anomaly detection and alert decisions (pure: no I/O, no clock)."""
 
@@ -144,6 +149,32 @@ class Engine:
         key = f"{site}/{device}/{metric}"
         stream = self._streams.get(key) or self._new_stream(site, device, metric)
         return self._run(stream, ts, value, value, learn=False)
+
+    def warmup_left(self, site: str, device: str, metric: str) -> tuple[bool, int, int]:
+        """Whether the stream is known, the readings it learned, and about how many more it
+        needs before its score can leave 0 (0: it scores now).
+
+        >>> engine = Engine(EngineSettings(enabled=["zscore"]))
+        >>> engine.warmup_left("s", "d", "t")
+        (False, 0, 130)
+        >>> for t in range(40):
+        ...     _ = engine.process("s", "d", "t", float(t), 20.0 + t % 3)
+        >>> engine.warmup_left("s", "d", "t")
+        (True, 40, 90)
+        """
+        key = f"{site}/{device}/{metric}"
+        stream = self._streams.get(key)
+        known = stream is not None
+        if stream is None:
+            stream = self._new_stream(site, device, metric)
+        calibrator = stream.calibrator
+        needed = []
+        for index, detector in enumerate(stream.detectors):
+            own = 0 if detector.ready else max(1, _warmup_of(detector) - stream.count)
+            calibration = 0 if calibrator.surprises[index] else max(
+                0, calibrator.warmup - calibrator.histories[index].n)
+            needed.append(own + calibration)
+        return known, stream.count, min(needed, default=0)
 
     def process_device(self, site: str, device: str, ts: float,
                        values: dict[str, float]) -> Outcome | None:

@@ -58,10 +58,11 @@ def run(args: argparse.Namespace) -> int:
     from detector.evaluate.datasets import DatasetError
     from detector.models.artifact import ModelError
     from iotwatch.config import ConfigError
+    from iotwatch.paths import PathProblem
 
     try:
         return _run(args)
-    except (DatasetError, ConfigError, UsageError, ModelError) as exc:
+    except (DatasetError, ConfigError, UsageError, ModelError, PathProblem) as exc:
         for line in str(exc).splitlines():
             print(f"iotwatch evaluate: error: {line}", file=sys.stderr)
         return EXIT_USAGE
@@ -78,12 +79,21 @@ def _run(args: argparse.Namespace) -> int:
     from detector.evaluate.progress import Progress
     from detector.evaluate.report import write_report
     from detector.evaluate.results import write_results
+    from iotwatch.paths import output_dir, output_file
 
     data_dir: Path = args.data_dir
     if not data_dir.is_dir():
         raise UsageError(f"DATA_DIR {data_dir} is not a directory")
     if args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    # Outputs first: scoring can take minutes, and its results must have somewhere to go.
+    if args.out is not None:
+        output_dir(args.out, "--out")
+    if args.json is not None:
+        output_file(args.json, "--json")
+    if args.report is not None:
+        output_file(args.report, "--report")
+        output_dir(args.report.parent / f"{args.report.stem}_files", "--report (its images)")
     fmt = args.format or datasets.detect_format(data_dir)
     if args.labels is not None and not args.labels.is_file():
         raise UsageError(f"--labels {args.labels}: file not found")
@@ -168,7 +178,7 @@ def build_spec(detector: str | None, config: Path | None, seed: int | None):
     known = list(univariate_names())
     if detector is not None and detector not in known:
         raise UsageError(f"--detector {detector!r} is not a registered detector "
-                         f"(known: {', '.join([*known, RANDOM])})")
+                         f"(known: {', '.join(dict.fromkeys([*known, RANDOM]))})")
     settings = load_engine_settings(config)
     overrides: dict = {}
     if detector is not None:

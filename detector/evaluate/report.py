@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.evaluate.datasets import Series
+from detector.evaluate.interactive import write_interactive, zoomable_link
 from detector.evaluate.metrics import duration
 from detector.evaluate.runner import Scored
 
@@ -44,7 +45,9 @@ def write_report(path: Path, summary: dict, series: Sequence[Series], scored: Se
     else:
         for task in tasks:
             plot_file(*task)
-    path.write_text(_html(summary, images), encoding="utf-8")
+    zoomable = write_interactive(path, tasks)
+    path.write_text(_html(summary, images).replace("<h2>Plots</h2>", "<h2>Plots</h2>\n"
+                    + zoomable_link(zoomable.name)), encoding="utf-8")
     return path
 
 

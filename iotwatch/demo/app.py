@@ -5,6 +5,7 @@
     receivers    local SMTP catcher + webhook receiver that record deliveries receivers
     services     detector, alerting, publisher as subprocesses               processes
     monitor      an MQTT client (monitor role) counting what goes by          observe
+    dashboard    the live web page over the store and the services' APIs     iotwatch.dashboard
     live view    one frame a second; summary and verdict at the end           view, score
 
 Nothing imports this module; ``iotwatch.demo.cli`` calls ``run_demo``.
@@ -45,7 +46,7 @@ from iotwatch.demo.view import (
     render_live,
     render_summary,
 )
-from iotwatch.mqtt import connect, make_client
+from iotwatch.mqtt import MqttError, connect, make_client
 from iotwatch.ports import free_port
 from iotwatch.topics import Topics
 
@@ -71,6 +72,7 @@ class DemoOptions:
     file_store: bool = False
     keep: bool = False
     live: bool | None = None      # None: a redrawn screen on a terminal, log lines otherwise
+    dashboard: bool = True
 
 
 def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
@@ -121,12 +123,13 @@ def _run(options: DemoOptions, workdir: Path, stop: threading.Event,
         say(f"receivers: {receivers.describe()}")
         traffic = Traffic(Topics(configs.TOPIC_PREFIX))
         monitor = _watch(broker, traffic)
+        dashboard = None
         try:
             detector_url = _start_service(
                 group, workdir, broker, "detector", "detect", stop,
                 lambda port: configs.detector_config(
                     workdir, http_port=port, sink="file" if store.local else "influxdb",
-                    influx_url=store.url))
+                    influx_url=store.url, precision=store.precision))
             alerting_url = _start_service(
                 group, workdir, broker, "alerting", "alert", stop,
                 lambda port: configs.alerting_config(
@@ -134,11 +137,14 @@ def _run(options: DemoOptions, workdir: Path, stop: threading.Event,
                     webhook_url=receivers.webhook.url),
                 {configs.ALERTING_WEBHOOK_SECRET_ENV: receivers.webhook_secret})
             say(f"services:  detector {detector_url}   alerting {alerting_url}")
+            if options.dashboard:
+                dashboard = _start_dashboard(store, broker, detector_url, alerting_url, say)
             if stop.is_set():
                 return None
             publisher = _start_publisher(group, workdir, broker, options)
             say(f"publisher: {configs.FLEET_DESCRIPTION}")
-            _live(traffic, receivers, publisher, options, stop, out)
+            _live(traffic, receivers, publisher, options, stop, out,
+                  f"dashboard: {dashboard.url}\n" if dashboard is not None else "")
             problems = _drain(traffic, receivers, publisher, stop, group)
             if stop.is_set():
                 return None
@@ -146,6 +152,8 @@ def _run(options: DemoOptions, workdir: Path, stop: threading.Event,
             points = store.counts()
             delivered = receivers.lines()
         finally:
+            if dashboard is not None:
+                dashboard.close()
             monitor.disconnect()
             monitor.loop_stop()
             receivers.close()
@@ -174,6 +182,32 @@ def _start_store(group: ProcessGroup, workdir: Path, want_file: bool,
     store = file_store(workdir / "detector" / "points.lp")
     say(f"store:     {store.describe()}  ({reason})")
     return store
+
+
+def _start_dashboard(store: PointStore, broker: DemoBroker, detector_url: str,
+                     alerting_url: str, say: Callable[[str], None]):
+    """The web page, served from a thread of this process while the demo runs."""
+    try:
+        from iotwatch.config import InfluxSettings
+        from iotwatch.dashboard.app import DashboardOptions, start
+    except ImportError as exc:     # dash not installed: the demo runs without the page
+        say(f"dashboard: not started ({exc})")
+        return None
+    where = {} if store.url is None else {"url": store.url, "database": store.database}
+    influxdb = InfluxSettings(precision=store.precision, **where)
+    # The monitor role reads the dead letters, as the demo's own monitor does.
+    mqtt = MqttSettings(host=broker.host, port=broker.port, username="monitor",
+                        password=broker.passwords["monitor"], topic_prefix=configs.TOPIC_PREFIX)
+    try:
+        dashboard = start(DashboardOptions(influxdb=influxdb, points_file=store.local,
+                                           detector_url=detector_url,
+                                           alerting_url=alerting_url, mqtt=mqtt, port=0,
+                                           refresh_s=1.0)).in_background()
+    except (OSError, MqttError) as exc:
+        say(f"dashboard: not started ({exc})")
+        return None
+    say(f"dashboard: {dashboard.url}  (live while the demo runs)")
+    return dashboard
 
 
 def _watch(broker: DemoBroker, traffic: Traffic):
@@ -240,7 +274,7 @@ def _wait_healthy(child: Child, url: str, stop: threading.Event) -> None:
 
 
 def _live(traffic: Traffic, receivers: DemoReceivers, publisher: Child, options: DemoOptions,
-          stop: threading.Event, out: TextIO) -> None:
+          stop: threading.Event, out: TextIO, header: str = "") -> None:
     """Show the live view until the publisher finishes (or overruns), or Ctrl-C."""
     redraw = out.isatty() if options.live is None else options.live
     started = last_line = time.monotonic()
@@ -249,7 +283,7 @@ def _live(traffic: Traffic, receivers: DemoReceivers, publisher: Child, options:
         elapsed = now - started
         state = _live_state(traffic, receivers, elapsed, options.duration_s, now)
         if redraw:
-            out.write(CLEAR_SCREEN + render_live(state) + "\n")
+            out.write(CLEAR_SCREEN + header + render_live(state) + "\n")
             out.flush()
         elif now - last_line >= LINE_EVERY_S:
             print(render_line(state), file=out, flush=True)

@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="store points in a local file even if influxd is installed")
     parser.add_argument("--keep", action="store_true",
                         help="keep the run's directory (configs, logs, stored points)")
+    parser.add_argument("--no-dashboard", dest="dashboard", action="store_false",
+                        help="do not serve the live web page (iotwatch dashboard) during the run")
     view = parser.add_mutually_exclusive_group()
     view.add_argument("--live", dest="live", action="store_true", default=None,
                       help="redraw a live screen (default on a terminal)")
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = DemoOptions(duration_s=args.duration, seed=args.seed,
                           embedded_broker=args.embedded_broker, file_store=args.file_store,
-                          keep=args.keep, live=args.live)
+                          keep=args.keep, live=args.live, dashboard=args.dashboard)
     return run_demo(options, sys.stdout)
 
 

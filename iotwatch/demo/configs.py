@@ -34,11 +34,12 @@ FLEET_DESCRIPTION = (f"a boiler house (2 boilers x 3 metrics, 1 pump x 2 metrics
 
 
 def detector_config(workdir: Path, *, http_port: int, sink: str,
-                    influx_url: str | None = None, database: str = "iotwatch") -> dict[str, Any]:
+                    influx_url: str | None = None, database: str = "iotwatch",
+                    precision: str = "us") -> dict[str, Any]:
     """The detector: InfluxDB v1 (``sink="influxdb"``) or a line-protocol file (``"file"``)."""
     state = workdir / "detector"
     influxdb: dict[str, Any] = {"api": "v1", "database": database, "flush_interval_s": 0.5,
-                                "batch_size": 2000, "timeout_s": 5.0}
+                                "batch_size": 2000, "timeout_s": 5.0, "precision": precision}
     if influx_url is not None:
         influxdb["url"] = influx_url
     return {

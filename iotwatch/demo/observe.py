@@ -25,6 +25,7 @@ from iotwatch.timeparse import TimestampError, parse_timestamp
 from iotwatch.topics import Topics
 
 _RESERVED = frozenset({"ts", "seq", "units"})
+ARRIVALS_KEPT = 2000  # per stream: (reading ts, wall time seen), to time detections
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Traffic:
     statuses: dict[str, str] = field(default_factory=dict)
     dead_letters: dict[str, int] = field(default_factory=dict)      # service -> count
     rejected_streams: set[Stream] = field(default_factory=set)
+    arrivals: dict[Stream, deque] = field(default_factory=dict)  # (ts, wall) per stream
     readings_total: int = 0
     unreadable: int = 0
     _recent: deque = field(default_factory=deque)       # (receive time, readings)
@@ -65,7 +67,7 @@ class Traffic:
             if kind == "readings":
                 self._reading(rest.split("/"), body, now)
             elif kind == "alerts":
-                self._alert(rest.split("/"), body)
+                self._alert(rest.split("/"), body, now)
             elif kind == "truth":
                 self._truth(rest.split("/"), body)
             elif kind == "status" and isinstance(body, dict):
@@ -101,16 +103,23 @@ class Traffic:
             values = {levels[2]: body.get("value")}
         else:
             values = {k: v for k, v in body.items() if k not in _RESERVED}
+        ts = _timestamp_or_none(body.get("ts"))
         for metric, value in values.items():
-            stats = self.streams.setdefault((levels[0], levels[1], metric), StreamStats())
+            stream = (levels[0], levels[1], metric)
+            stats = self.streams.setdefault(stream, StreamStats())
             stats.count += 1
+            if ts is not None:
+                arrivals = self.arrivals.get(stream)
+                if arrivals is None:
+                    arrivals = self.arrivals[stream] = deque(maxlen=ARRIVALS_KEPT)
+                arrivals.append((ts, now))
             if isinstance(value, int | float) and not isinstance(value, bool):
                 stats.last_value = float(value)
         self.readings_total += len(values)
         self._recent.append((now, len(values)))
         self._expire(now)
 
-    def _alert(self, levels: list[str], body: Any) -> None:
+    def _alert(self, levels: list[str], body: Any, now: float) -> None:
         if not isinstance(body, dict) or len(levels) != 3:
             self.unreadable += 1
             return
@@ -121,7 +130,7 @@ class Traffic:
         except TimestampError:
             self.unreadable += 1
             return
-        self.alerts.append(AlertSeen(stream, str(body.get("fingerprint")), state, at))
+        self.alerts.append(AlertSeen(stream, str(body.get("fingerprint")), state, at, now))
         stats = self.streams.setdefault(stream, StreamStats())
         stats.firing = state == "firing"
         stats.alerts += 1
@@ -136,8 +145,10 @@ class Traffic:
         except (KeyError, TimestampError):
             self.unreadable += 1
             return
-        self.faults.append(Fault((levels[0], levels[1], levels[2]), str(body.get("kind")),
-                                 start, end))
+        stream = (levels[0], levels[1], levels[2])
+        # When the fault's first reading reached the broker (labels come after the fault).
+        seen = next((wall for ts, wall in self.arrivals.get(stream, ()) if ts >= start), None)
+        self.faults.append(Fault(stream, str(body.get("kind")), start, end, seen))
 
     def _dead_letter(self, service: str, body: Any) -> None:
         self.dead_letters[service] = self.dead_letters.get(service, 0) + 1
@@ -154,3 +165,12 @@ class Traffic:
     def _expire(self, now: float) -> None:
         while self._recent and self._recent[0][0] < now - self.rate_window_s:
             self._recent.popleft()
+
+
+def _timestamp_or_none(raw: Any) -> float | None:
+    if raw is None:
+        return None
+    try:
+        return parse_timestamp(raw)
+    except TimestampError:
+        return None

@@ -9,6 +9,14 @@ so it is tested with tables of cases.
 >>> result = score_faults([fault], alerts, grace_s=30.0)
 >>> [(m.fault.kind, m.delay_s) for m in result.matches], [a.fingerprint for a in result.false_alarms]
 ([('spike', 4.0)], ['f2'])
+
+With the wall-clock times the monitor saw things (the first faulty reading on the broker,
+the alert), the delay a user waits is measured too:
+
+>>> seen = Fault(fault.stream, "spike", 100.0, 110.0, seen=5000.0)
+>>> alert = AlertSeen(fault.stream, "f1", "firing", at=100.0, received=5000.25)
+>>> score_faults([seen], [alert], grace_s=30.0).matches[0].wall_delay_s
+0.25
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ class Fault:
     kind: str
     start: float
     end: float
+    seen: float | None = None  # wall time the first reading of the fault reached the monitor
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,7 @@ class AlertSeen:
     fingerprint: str
     state: str
     at: float
+    received: float | None = None  # wall time it reached the monitor
 
 
 @dataclass(frozen=True)
@@ -47,12 +57,24 @@ class Match:
 
     @property
     def detected(self) -> bool:
+        """An alert fired for it (a dead-lettered reading is ``rejected``, not detected)."""
+        return self.alert is not None
+
+    @property
+    def caught(self) -> bool:
         return self.alert is not None or self.rejected
 
     @property
     def delay_s(self) -> float | None:
-        """From the fault's start to the alert; 0 when the alert came before the start."""
+        """Plant time from the fault's start to the alert (0: on the fault's first reading)."""
         return None if self.alert is None else max(0.0, self.alert.at - self.fault.start)
+
+    @property
+    def wall_delay_s(self) -> float | None:
+        """Measured: from the fault's first reading on the broker to its alert there."""
+        if self.alert is None or self.alert.received is None or self.fault.seen is None:
+            return None
+        return max(0.0, self.alert.received - self.fault.seen)
 
 
 @dataclass(frozen=True)
@@ -62,11 +84,17 @@ class FaultScore:
 
     @property
     def detected(self) -> int:
+        """Faults an alert fired for."""
         return sum(m.detected for m in self.matches)
 
     @property
+    def rejected(self) -> int:
+        """Faults whose malformed reading the detector dead-lettered (and did not alert)."""
+        return sum(m.rejected and not m.detected for m in self.matches)
+
+    @property
     def missed(self) -> list[Fault]:
-        return [m.fault for m in self.matches if not m.detected]
+        return [m.fault for m in self.matches if not m.caught]
 
     @property
     def delays(self) -> list[float]:
@@ -86,8 +114,9 @@ def score_faults(faults: Iterable[Fault], alerts: Iterable[AlertSeen], grace_s: 
     >>> late = score_faults([Fault(s, "drift", 0.0, 10.0)], [AlertSeen(s, "f", "firing", 45.0)], 30.0)
     >>> late.detected, len(late.false_alarms)
     (0, 1)
-    >>> score_faults([Fault(s, "garbage", 5.0, 5.0)], [], 30.0, rejected=[s]).detected
-    1
+    >>> garbage = score_faults([Fault(s, "garbage", 5.0, 5.0)], [], 30.0, rejected=[s])
+    >>> garbage.detected, garbage.rejected, garbage.missed
+    (0, 1, [])
     """
     faults = sorted(faults, key=lambda f: f.start)
     firing = sorted((a for a in alerts if a.state == "firing"), key=lambda a: a.at)

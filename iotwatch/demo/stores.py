@@ -7,8 +7,9 @@ protocol to a file in the run's directory, so the demo still records every point
 >>> import tempfile
 >>> path = Path(tempfile.mkdtemp()) / "points.lp"
 >>> _ = path.write_text("readings,site=a,device=b,metric=c value=1 1\\nalerts,site=a x=1 2\\n")
->>> file_store(path).counts()
-{'readings': 1, 'alerts': 1}
+>>> store = file_store(path)
+>>> store.counts(), store.describe()  # doctest: +ELLIPSIS
+({'readings': 1, 'alerts': 1}, 'line-protocol file ... (timestamps in us)')
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from iotwatch.demo.processes import ProcessGroup
 from iotwatch.ports import free_port
 
 DATABASE = "iotwatch"
+# The detector writes timestamps in microseconds (influxdb.precision): readings of a
+# stream a fraction of a millisecond apart stay two points, in InfluxDB and in the file.
+PRECISION = "us"
 
 
 class StoreError(Exception):
@@ -41,6 +45,7 @@ class PointStore:
     url: str | None
     database: str
     local: Path | None = None       # the line-protocol file of the file sink
+    precision: str = PRECISION      # of the timestamps the detector writes here
 
     def counts(self) -> dict[str, int]:
         """Points stored per measurement."""
@@ -55,7 +60,7 @@ class PointStore:
 
     def describe(self) -> str:
         if self.local is not None:
-            return f"line-protocol file {self.local}"
+            return f"line-protocol file {self.local} (timestamps in {self.precision})"
         return f"InfluxDB 1.x at {self.url}, database {self.database}"
 
 

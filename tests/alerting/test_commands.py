@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 import orjson
+import yaml
 from harness import free_port, wait_until
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -56,3 +58,40 @@ def test_the_webhook_catcher_prints_what_it_receives(tmp_path):
     printed = orjson.loads(line.splitlines()[0])
     assert printed == {"kind": "webhook", "status": 200, "path": "/hook", "key": "k1",
                        "signature_ok": None, "alerts": [["f1", "firing"]]}
+
+
+def test_alert_help_offers_c_and_names_the_environment_overrides():
+    result = subprocess.run([sys.executable, "-m", "iotwatch.cli", "alert", "--help"],
+                            cwd=PROJECT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "--config FILE, -c FILE" in result.stdout
+    assert "IOTWATCH__<SECTION>__<KEY>" in " ".join(result.stdout.split())
+
+
+def _dir(parent: Path, name: str) -> Path:
+    (parent / name).mkdir()
+    return parent / name
+
+
+def _start_with_password(mosquitto, tmp_path: Path, password: str | None):
+    config = tmp_path / "alerting.yaml"
+    config.write_text(yaml.safe_dump({
+        "mqtt": mosquitto.mqtt_section("alerting", client_id=f"t-{tmp_path.name}"),
+        "http": {"enabled": False},
+        "alerting": {"database": str(tmp_path / "a.sqlite3"), "route": {"receiver": "ops"},
+                     "receivers": {"ops": {"webhook": {"url": "http://127.0.0.1:9/hook"}}}}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOTWATCH__")}
+    if password is not None:
+        env["IOTWATCH__MQTT__PASSWORD"] = password
+    return subprocess.run([sys.executable, "-m", "alerting", "-c", str(config)], cwd=PROJECT,
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_a_missing_and_a_wrong_mqtt_password_are_told_apart(mosquitto, tmp_path):
+    missing = _start_with_password(mosquitto, _dir(tmp_path, "missing"), None)
+    wrong = _start_with_password(mosquitto, _dir(tmp_path, "wrong"), "not-the-password")
+    assert (missing.returncode, wrong.returncode) == (1, 1)
+    assert "no password is set for user 'alerting'" in missing.stderr
+    assert "IOTWATCH__MQTT__PASSWORD" in missing.stderr
+    assert "the password of user 'alerting' is wrong" in wrong.stderr
+    assert missing.stderr.strip().splitlines()[-1] != wrong.stderr.strip().splitlines()[-1]

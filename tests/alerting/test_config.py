@@ -74,12 +74,13 @@ def test_secrets_come_from_the_environment_or_files(tmp_path):
     (with_alerting(receivers={"ops": {"email": {"to": ["a@b"], "tls": "ssl"}}}),
      "alerting.receivers.ops.email.tls: must be one of 'starttls', 'implicit' or 'none', "
      "got 'ssl'"),
-    (with_alerting(receivers={"ops": {"email": {"to": ["a@b"], "subject": "[$STATUS] $sight"}}}),
+    (with_alerting(receivers={"ops": {"email": {"to": ["a@b"],
+                                                "subject": "[{{ STATUS }}] {{ sight }}"}}}),
      "alerting.receivers.ops.email.subject: unknown template variable(s) sight; known: "
      "STATUS, alerts, common_labels, count, count_firing, count_resolved, device, "
      "external_url, footer, group_key, group_labels, metric, receiver, rule, severity, site, "
      "status, summary, truncated"),
-    (with_alerting(dashboard_url="http://grafana/d/x?site=${sitee}"),
+    (with_alerting(dashboard_url="http://grafana/d/x?site={{ sitee }}"),
      "alerting.dashboard_url: unknown template variable(s) sitee; known: device, "
      "fingerprint, from_ms, metric, rule, severity, site, to_ms"),
     (with_alerting(silences=[{"matchers": ["site=a"], "ends_at": "tomorrow"}]),
@@ -98,8 +99,8 @@ def test_a_missing_template_file_stops_the_start_with_its_name(tmp_path):
     raw = with_alerting(receivers={"ops": {"email": {"to": ["a@b"],
                                                      "html_file": str(tmp_path / "no.html")}}})
     config = build_config(raw, AlertingFile, environ={})
-    with pytest.raises(ValueError, match=r"alerting.receivers.ops.email: cannot read template "
-                                         r".*no.html: No such file"):
+    with pytest.raises(ValueError, match=r"alerting.receivers.ops.email: html_file: cannot "
+                                         r"read template .*no.html: No such file"):
         build_targets(config.alerting.receivers, LinkTemplate(None))
 
 

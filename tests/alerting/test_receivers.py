@@ -18,7 +18,7 @@ from alerting.templates import LinkTemplate
 
 from .conftest import SMTP_PASSWORD, SMTP_USER, T0
 
-LINKS = LinkTemplate("http://grafana/d/iotwatch-overview?var-site=${site}&from=${from_ms}")
+LINKS = LinkTemplate("http://grafana/d/iotwatch-overview?var-site={{ site }}&from={{ from_ms }}")
 
 
 @pytest.fixture
@@ -169,8 +169,8 @@ def test_email_html_escapes_values(smtp_server, smtp_cert, make_alert):
 
 
 def test_email_custom_templates(note, smtp_server, smtp_cert):
-    email_notifier(smtp_server, smtp_cert, subject="$STATUS at $site: $count_firing",
-                   alert_text="* $metric = $value\n").send(note)
+    email_notifier(smtp_server, smtp_cert, subject="{{ STATUS }} at {{ site }}: {{ count_firing }}",
+                   alert_text="* {{ metric }} = {{ value }}\n").send(note)
     [mail] = smtp_server.wait_for(1)
     assert mail.subject == "FIRING at plant-1: 2"
     assert "* temperature = 93.4" in mail.body("plain")

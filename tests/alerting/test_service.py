@@ -18,7 +18,7 @@ def test_an_alert_on_the_broker_reaches_email_and_webhook_then_resolves_once(
         mosquitto, smtp_server, smtp_settings, webhook, make_alert, publish_alert,
         service_config, start_service, unique_site):
     raw = service_config(mosquitto, _receivers(smtp_server, smtp_settings, webhook),
-                         dashboard_url="http://grafana/d/x?var-site=${site}&var-device=${device}")
+                         dashboard_url="http://grafana/d/x?var-site={{ site }}&var-device={{ device }}")
     service = start_service(raw)
     firing = make_alert(site=unique_site)
     publish_alert(mosquitto, firing)

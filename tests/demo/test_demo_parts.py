@@ -35,7 +35,7 @@ def firing(stream, at, fp="f"):
     pytest.param([SPIKE, SHIFT], [firing(S1, 100.0, "a"), firing(S1, 510.0, "b"),
                                   firing(S1, 520.0, "c")], (), 2, [0.0, 10.0], 0,
                  id="first alert of each window"),
-    pytest.param([Fault(S2, "garbage", 300.0, 300.0)], [], [S2], 1, [], 0, id="dead-lettered"),
+    pytest.param([Fault(S2, "garbage", 300.0, 300.0)], [], [S2], 0, [], 0, id="dead-lettered"),
     pytest.param([Fault(S2, "garbage", 300.0, 300.0)], [], [S1], 0, [], 0,
                  id="other stream dead-lettered"),
     pytest.param([Fault(S2, "spike", 300.0, 300.0)], [], [S2], 0, [], 0,
@@ -46,7 +46,20 @@ def test_score_faults(faults, alerts, rejected, detected, delays, false_alarms):
     assert result.detected == detected
     assert result.delays == delays
     assert len(result.false_alarms) == false_alarms
-    assert len(result.missed) == len(faults) - detected
+    assert len(result.missed) == len(faults) - detected - result.rejected
+
+
+def test_rejected_is_not_detected_and_wall_delays_are_measured():
+    garbage = Fault(S2, "garbage", 300.0, 300.0)
+    spike = Fault(S1, "spike", 100.0, 110.0, seen=50.0)
+    result = score_faults([garbage, spike], [AlertSeen(S1, "f", "firing", 100.0, received=50.4)],
+                          grace_s=30.0, rejected=[S2])
+    assert (result.detected, result.rejected, result.missed) == (1, 1, [])
+    [match] = [m for m in result.matches if m.fault is spike]
+    assert match.delay_s == 0.0 and abs(match.wall_delay_s - 0.4) < 1e-9
+    unmeasured = score_faults([Fault(S1, "spike", 100.0, 110.0)],
+                              [firing(S1, 104.0)], grace_s=30.0).matches[0]
+    assert unmeasured.delay_s == 4.0 and unmeasured.wall_delay_s is None
 
 
 @pytest.mark.parametrize("published, delivered, complete, missing_email", [

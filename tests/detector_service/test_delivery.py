@@ -14,7 +14,7 @@ from detector.sink import RetryableWriteError, make_writer
 from detector.spool import Spool
 from iotwatch.config import InfluxSettings
 
-T0 = 1_768_905_000_000
+T0 = 1_768_905_000_000_000  # us, the writers' default precision
 
 
 class Published:
@@ -150,9 +150,10 @@ def test_full_spool_stops_acknowledging_until_the_sink_is_back(fresh_influxdb, t
 def test_retry_after_sets_the_next_attempt(tmp_path):
     class Throttled:
         description = "throttled sink"
+        precision = "us"
         calls = 0
 
-        def write(self, body):
+        def write(self, body, precision=None):
             self.calls += 1
             raise RetryableWriteError("429 slow down", retry_after=7.0, status=429)
 

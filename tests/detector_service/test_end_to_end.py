@@ -101,6 +101,7 @@ def test_http_endpoints(detector_v1, mosquitto):
     assert status == 200
     result = answer["results"][0]
     assert result["anomaly"] is False and set(result["scores"]) == {"zscore"}
+    assert result["status"] == "scored"
     status, answer = detector_v1.post("/predict", {**calm, "value": 95.0})
     assert answer["results"][0]["anomaly"] is True
     assert answer["results"][0]["would_alert"] == "firing"
@@ -112,6 +113,9 @@ def test_http_endpoints(detector_v1, mosquitto):
                                                    "humidity": 40.0})
     assert status == 200 and [r["metric"] for r in answer["results"]] == ["temperature",
                                                                           "humidity"]
+    status, answer = detector_v1.post("/predict", {**calm, "device": "never-seen"})
+    assert status == 200 and answer["results"][0]["status"] == "unknown stream"
+    assert answer["results"][0]["readings_needed"] > 0
     status, answer = detector_v1.post("/predict", {**calm, "value": "NaN"})
     assert status == 400 and answer["error"] == "non_numeric"
 

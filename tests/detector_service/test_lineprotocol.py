@@ -45,17 +45,19 @@ def test_string_fields_escape_quotes_and_backslashes(text, expected):
     assert string_field(text) == expected
 
 
-def test_reading_line_has_every_field_and_ms_timestamp():
+def test_reading_line_has_every_field_and_a_us_timestamp():
     prefix = SeriesKeys("readings").prefix("s", "d", "m")
     line = reading_line(prefix, 1768905000.1234, 2.5, {"zscore": 1.25, "hst": 0.5}, 0.75, 0.5,
                         True)
     assert line == ("readings,site=s,device=d,metric=m value=2.5,score=0.75,threshold=0.5,"
-                    "anomaly=1i,score_zscore=1.25,score_hst=0.5 1768905000123")
+                    "anomaly=1i,score_zscore=1.25,score_hst=0.5 1768905000123400")
+    assert reading_line(prefix, 1768905000.1234, 2.5, {}, 0.75, 0.5, True,
+                        precision="ms").endswith(" 1768905000123")
 
 
 def test_non_finite_numbers_are_left_out_not_written_as_nan():
     line = reading_line("m,site=s", 1.0, math.nan, {"zscore": math.inf}, 0.1, 0.5, False)
-    assert line == "m,site=s score=0.1,threshold=0.5,anomaly=0i 1000"
+    assert line == "m,site=s score=0.1,threshold=0.5,anomaly=0i 1000000"
 
 
 def test_device_outcome_has_no_value_field():
@@ -69,8 +71,8 @@ def test_alert_and_counter_lines():
                       text='m "back" to normal', ts=2.0)
     assert line == ('alerts,site=s,device=d,metric=m,severity=warning,state=resolved '
                     'fingerprint="0123456789abcdef",value=1.0,score=0.1,'
-                    'text="m \\"back\\" to normal" 2000')
-    assert counters_line("svc", {"service": "detector"}, {"a": 1, "b": 2}, 3.0) == \
+                    'text="m \\"back\\" to normal" 2000000')
+    assert counters_line("svc", {"service": "detector"}, {"a": 1, "b": 2}, 3.0, "ms") == \
         "svc,service=detector a=1i,b=2i 3000"
 
 
@@ -85,7 +87,7 @@ def test_escaped_lines_are_stored_as_written(influxdb):
     db = influxdb.create_database()
     prefix = SeriesKeys("odd measurement").prefix("site one", "dev,1", "m=x")
     influxdb.write([reading_line(prefix, 1768905000.0, 1e-7, {"zscore": 1e20}, 0.5, 0.5, True)],
-                   db=db, precision="ms")
+                   db=db, precision="u")
     rows = influxdb.query('SELECT * FROM "odd measurement"', db=db)
     assert len(rows) == 1
     row = rows[0]

@@ -29,9 +29,9 @@ def v1(influxdb, **overrides) -> InfluxSettings:
                           **overrides)
 
 
-def test_v1_writes_gzip_line_protocol_with_ms_precision(influxdb, tmp_path):
+def test_v1_writes_gzip_line_protocol_at_the_configured_precision(influxdb, tmp_path):
     db = influxdb.create_database()
-    writer = make_writer(v1(influxdb, database=db), "influxdb", tmp_path / "x")
+    writer = make_writer(v1(influxdb, database=db, precision="ms"), "influxdb", tmp_path / "x")
     writer.write(b"readings,site=s,device=d,metric=m value=1.5 1768905000123\n"
                  b"readings,site=s,device=d,metric=m value=2.5 1768905000124")
     rows = influxdb.query('SELECT value FROM "readings"', db=db)
@@ -44,7 +44,7 @@ def test_refused_data_carries_the_servers_message(influxdb, tmp_path):
     influxdb.write('readings,site=s value="text" 1768905000000', db=db, precision="ms")
     writer = make_writer(v1(influxdb, database=db), "influxdb", tmp_path / "x")
     with pytest.raises(RejectedWriteError) as refused:
-        writer.write(b"readings,site=s value=1.5 1768905000001")
+        writer.write(b"readings,site=s value=1.5 1768905000001000")
     assert refused.value.status == 400
     assert "field type conflict" in str(refused.value)
 
@@ -71,7 +71,7 @@ def test_unreachable_server_is_retryable(tmp_path, api):
 def test_v2_writes_prebuilt_lines_into_victoria_metrics(victoria_metrics, tmp_path):
     device = f"d{uuid.uuid4().hex[:8]}"
     settings = InfluxSettings(api="v2", url=victoria_metrics.url, org="acme", bucket="b",
-                              token="any")
+                              token="any", precision="ms")
     writer = make_writer(settings, "influxdb", tmp_path / "x")
     assert isinstance(writer, InfluxV2Writer)
     writer.write(f"readings,device={device} value=1.5 1768905000123\n"
@@ -123,7 +123,7 @@ def test_v2_sends_token_org_bucket_and_gzip(answers, tmp_path):
     assert request.path == "/api/v2/write"
     assert request.headers["authorization"] == "Token t0k"
     assert request.headers["content-encoding"] == "gzip"
-    assert request.query == {"org": ["acme"], "bucket": ["b1"], "precision": ["ms"]}
+    assert request.query == {"org": ["acme"], "bucket": ["b1"], "precision": ["us"]}
     assert gzip.decompress(request.body) == b"m v=1 1\nm v=2 2"
 
 
@@ -217,7 +217,7 @@ def test_v1_basic_auth_and_retention_policy(answers, tmp_path):
     writer.write(b"m v=1 1")
     request = server.requests[0]
     assert request.headers["authorization"] == "Basic dTpw"
-    assert request.query == {"db": ["db"], "precision": ["ms"], "rp": ["week"]}
+    assert request.query == {"db": ["db"], "precision": ["u"], "rp": ["week"]}
     assert request.body == b"m v=1 1"
 
 

@@ -13,6 +13,7 @@ from detector.config import DetectorFile
 from detector.engine import Engine, EngineSettings
 from detector.handler import MessageHandler
 from detector.reconcile import stale_alerts
+from detector.sequence import SequenceTracker
 from iotwatch.config import errors_of, load_config
 from iotwatch.contracts import Alert, Rejected
 from iotwatch.parse import ParseLimits, ReadingParser
@@ -128,6 +129,41 @@ def test_rejections_carry_reason_and_touch_no_state():
     assert h.stream_count() == 0
 
 
+def test_predict_says_unknown_stream_and_warming_up_instead_of_a_silent_zero():
+    h = handler(calibration={"warmup": 20})
+    reading = h.parser.parse("iotwatch/readings/s/d/t", b'{"ts": 1768905000, "value": 21}',
+                             NOW)
+    [unknown] = h.peek(reading)
+    assert unknown["score"] == 0.0 and unknown["status"] == "unknown stream"
+    assert unknown["readings_needed"] == 50 and "was ever received" in unknown["detail"]
+    for i in range(35):
+        h.handle("iotwatch/readings/s/d/t", f'{{"ts": {1768905000 + i}, "value": {20 + i % 3}}}'
+                 .encode(), NOW)
+    [warming] = h.peek(reading)
+    assert warming["status"] == "warming up" and warming["readings_needed"] == 15
+    assert "35 readings learned, about 15 more" in warming["detail"]
+    for i in range(35, 60):
+        h.handle("iotwatch/readings/s/d/t", f'{{"ts": {1768905000 + i}, "value": {20 + i % 3}}}'
+                 .encode(), NOW)
+    [scored] = h.peek(reading)
+    assert scored["status"] == "scored" and scored["readings_needed"] == 0
+    assert "detail" not in scored
+
+
+def test_streams_carry_their_sequence_counts():
+    h = MessageHandler(Engine(EngineSettings(enabled=["zscore"])),
+                       ReadingParser(Topics("iotwatch")), sequences=SequenceTracker())
+    for seq in (0, 1, 4, 4):
+        h.handle("iotwatch/readings/s/d/t", f'{{"value": 1, "seq": {seq}}}'.encode(), NOW)
+    h.handle("iotwatch/readings/s/d", b'{"seq": 7, "a": 1, "b": 2}', NOW)
+    h.handle("iotwatch/readings/s/e/t", b'{"value": 1}', NOW)
+    summaries = h.summaries()
+    assert summaries["s/d/t"]["sequence"]["missing"] == 2
+    assert summaries["s/d/t"]["sequence"]["duplicated"] == 1
+    assert summaries["s/d/a"]["sequence"]["last_seq"] == 7
+    assert summaries["s/e/t"]["sequence"] is None
+
+
 # -- /predict bodies ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("body", "topic"), [
@@ -185,7 +221,7 @@ def test_an_engine_failure_keeps_the_reading_as_a_value_only_point():
                        ReadingParser(Topics("iotwatch")))
     done = h.handle("iotwatch/readings/s/d/t", b'{"ts": 1768905000, "value": 1e300}', NOW)
     assert done.rejected is None and done.readings == 1
-    assert done.lines == ["readings,site=s,device=d,metric=t value=1e+300 1768905000000"]
+    assert done.lines == ["readings,site=s,device=d,metric=t value=1e+300 1768905000000000"]
     assert done.engine_errors == ["s/d/t: OverflowError: math range error"]
 
 

@@ -153,6 +153,31 @@ def test_bad_arguments_give_clear_errors(nab_dir, extra, message, capsys, monkey
         assert "zscore" in err and "random" in err
 
 
+@pytest.mark.parametrize(("option", "target", "message"), [
+    ("--out", "/proc/iotwatch-x", "--out /proc/iotwatch-x: cannot write there"),
+    ("--json", "notadir/x.json", "--json notadir/x.json: notadir is a file; expected a directory"),
+    ("--report", "notadir/r.html", "--report notadir/r.html: notadir is a file"),
+    ("--json", ".", "--json .: is a directory; expected a file name"),
+])
+def test_unwritable_outputs_fail_in_one_line_before_any_scoring(nab_dir, tmp_path, monkeypatch,
+                                                                capsys, option, target, message):
+    data, labels = nab_dir
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notadir").write_text("a file")
+    assert evaluate(data, "--labels", labels, "--detector", "zscore", option, target) == 2
+    captured = capsys.readouterr()
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith(f"iotwatch evaluate: error: {message}")
+    assert captured.out == ""  # nothing was scored: no table, no progress
+
+
+def test_unknown_detector_lists_each_name_once(nab_dir, capsys):
+    data, labels = nab_dir
+    assert evaluate(data, "--labels", labels, "--detector", "nope", "--quiet") == 2
+    known = capsys.readouterr().err.split("(known: ")[1].split(")")[0].split(", ")
+    assert len(known) == len(set(known)) and "random" in known
+
+
 def test_nab_without_labels_says_so(nab_dir, capsys):
     data, _ = nab_dir
     assert evaluate(data, "--quiet") == 2

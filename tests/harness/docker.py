@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from .influx import InfluxDB1
-from .mosquitto import PROJECT_ACL, PROJECT_CONF, Broker, Credentials
+from .mosquitto import (
+    PLAIN_PORT,
+    PROJECT_ACL,
+    PROJECT_CONF,
+    TLS_PORT,
+    Broker,
+    Credentials,
+    render_config,
+)
 from .process import HarnessError, free_port, http_ready, port_open
 from .victoria import FLAGS as VM_FLAGS
 from .victoria import VictoriaMetrics
@@ -88,10 +96,15 @@ def _container(image: str) -> Any:
     return DockerContainer(image)
 
 
-def start_docker_broker(workdir: Path, credentials: Credentials) -> Broker:
+def start_docker_broker(workdir: Path, credentials: Credentials,
+                        options: dict[str, str] | None = None) -> Broker:
     config = workdir / "config"
     (config / "certs").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(PROJECT_CONF, config / "mosquitto.conf")
+    text = PROJECT_CONF.read_text()
+    if options:  # the same listeners inside the container, these options changed
+        text = render_config(text, ports={PLAIN_PORT: PLAIN_PORT, TLS_PORT: TLS_PORT},
+                             paths=options, host="0.0.0.0")
+    (config / "mosquitto.conf").write_text(text)
     shutil.copyfile(PROJECT_ACL, config / "acl")
     shutil.copyfile(credentials.password_file, config / "passwd")
     for name in ("ca.crt", "server.crt", "server.key"):

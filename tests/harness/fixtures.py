@@ -20,6 +20,7 @@ from . import docker, external
 from .collector import Collector, collect
 from .influx import InfluxDB1, start_local_influxdb
 from .mosquitto import (
+    STOCK_QUEUE_LIMITS,
     Broker,
     Credentials,
     broker_private_dir,
@@ -29,7 +30,7 @@ from .mosquitto import (
 from .victoria import VictoriaMetrics, start_local_victoria_metrics
 
 __all__ = ["fresh_influxdb", "fresh_mosquitto", "influxdb", "mosquitto", "mqtt_collector",
-           "mqtt_credentials", "victoria_metrics"]
+           "mqtt_credentials", "stock_mosquitto", "victoria_metrics"]
 
 
 @pytest.fixture(scope="session")
@@ -42,11 +43,12 @@ def mqtt_credentials() -> Iterator[Credentials]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _own_broker(factory: pytest.TempPathFactory, credentials: Credentials) -> Broker:
+def _own_broker(factory: pytest.TempPathFactory, credentials: Credentials,
+               options: dict[str, str] | None = None) -> Broker:
     workdir = factory.mktemp("mosquitto")
     if docker.docker_requested():
-        return docker.start_docker_broker(workdir, credentials)
-    return start_local_broker(workdir, credentials)
+        return docker.start_docker_broker(workdir, credentials, options)
+    return start_local_broker(workdir, credentials, options=options)
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +67,18 @@ def fresh_mosquitto(tmp_path_factory: pytest.TempPathFactory,
                     mqtt_credentials: Credentials) -> Iterator[Broker]:
     """A broker of this test's own (own process, ports and persistence) to stop and restart."""
     broker = _own_broker(tmp_path_factory, mqtt_credentials)
+    try:
+        yield broker
+    finally:
+        broker.close()
+
+
+@pytest.fixture
+def stock_mosquitto(tmp_path_factory: pytest.TempPathFactory,
+                    mqtt_credentials: Credentials) -> Iterator[Broker]:
+    """A broker of this test's own with Mosquitto's stock queue limits (max_queued_messages
+    1000, max_inflight_messages 20): what a new user runs, and where readings get dropped."""
+    broker = _own_broker(tmp_path_factory, mqtt_credentials, STOCK_QUEUE_LIMITS)
     try:
         yield broker
     finally:

@@ -86,9 +86,11 @@ class InfluxDB1:
         params = urllib.parse.urlencode({"db": db or self.database, "precision": precision})
         self._request(f"/write?{params}", body.encode())
 
-    def query(self, influxql: str, db: str | None = None) -> list[dict[str, Any]]:
-        """Rows of every series as dicts: columns plus the series' tags; time in epoch ms."""
-        params = {"q": influxql, "db": db or self.database, "epoch": "ms"}
+    def query(self, influxql: str, db: str | None = None,
+              epoch: str = "ms") -> list[dict[str, Any]]:
+        """Rows of every series as dicts: columns plus the series' tags; time in ``epoch``
+        units (ms, or u / ns to see finer times)."""
+        params = {"q": influxql, "db": db or self.database, "epoch": epoch}
         answer = self._request("/query", urllib.parse.urlencode(params).encode(),
                                content_type="application/x-www-form-urlencoded")
         rows: list[dict[str, Any]] = []

@@ -45,6 +45,11 @@ SENSORS = ("sensor-a", "sensor-b")
 PLAIN_PORT, TLS_PORT = 1883, 8883  # the listeners of the project file
 CONNECT_TIMEOUT_S = 30.0
 
+# Mosquitto's own defaults for its queue limits: what a stock mosquitto.conf (or none) runs
+# with, and what a new user's broker drops readings at (``stock_mosquitto``).
+STOCK_QUEUE_LIMITS = {"max_queued_messages": "1000", "max_queued_bytes": "0",
+                      "max_inflight_messages": "20"}
+
 # Options whose value is a path; each must appear in the project file.
 _PATH_OPTIONS = ("password_file", "acl_file", "persistence_location",
                  "cafile", "certfile", "keyfile")
@@ -291,10 +296,12 @@ class Broker:
         return self.tls_port
 
 
-def start_local_broker(workdir: Path, credentials: Credentials, attempts: int = 3) -> Broker:
+def start_local_broker(workdir: Path, credentials: Credentials, attempts: int = 3,
+                       options: dict[str, str] | None = None) -> Broker:
     """Run the Debian ``mosquitto`` with the project configuration.
 
-    The rendered configuration and the log go to ``workdir``; the files the broker
+    ``options`` replaces the values of options of the project file (each must be there),
+    e.g. ``STOCK_QUEUE_LIMITS``. The rendered configuration and the log go to ``workdir``; the files the broker
     itself reads and writes (ACL, persistence) go to a private directory of the
     broker's user (see ``broker_private_dir``), removed by ``Broker.close()``.
     """
@@ -302,7 +309,7 @@ def start_local_broker(workdir: Path, credentials: Credentials, attempts: int = 
     workdir.mkdir(parents=True, exist_ok=True)
     for attempt in range(attempts):
         port, tls_port = free_port(), free_port()
-        broker = _prepare_local(binary, workdir, credentials, port, tls_port)
+        broker = _prepare_local(binary, workdir, credentials, port, tls_port, options or {})
         try:
             broker.start()
             return broker
@@ -339,7 +346,7 @@ def _broker_user() -> pwd.struct_passwd | None:
 
 
 def _prepare_local(binary: str, workdir: Path, credentials: Credentials, port: int,
-                   tls_port: int) -> Broker:
+                   tls_port: int, options: dict[str, str]) -> Broker:
     runtime = broker_private_dir("iotwatch-mosquitto-")
     data_dir = runtime / "data"
     data_dir.mkdir()
@@ -352,7 +359,8 @@ def _prepare_local(binary: str, workdir: Path, credentials: Credentials, port: i
         PROJECT_CONF.read_text(), host=Broker.host, ports={PLAIN_PORT: port, TLS_PORT: tls_port},
         paths={"password_file": str(credentials.password_file), "acl_file": str(acl_file),
                "persistence_location": f"{data_dir}/", "cafile": str(certs / "ca.crt"),
-               "certfile": str(certs / "server.crt"), "keyfile": str(certs / "server.key")})
+               "certfile": str(certs / "server.crt"), "keyfile": str(certs / "server.key"),
+               **options})
     conf_file = workdir / "mosquitto.conf"
     conf_file.write_text(conf)
     server = ServerProcess(

@@ -80,3 +80,24 @@ def test_iotwatch_publish_is_the_same_command(tmp_path: Path) -> None:
     for option in ("--fleet", "--replay", "--seed", "--count", "--duration", "--speed",
                    "--out", "--payload", "--start"):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--out", "afile/sub"], "iotwatch publish: --out afile/sub: afile is a file; expected a "
+     "directory"),
+    (["--labels", "afile/labels.jsonl"], "iotwatch publish: --labels afile/labels.jsonl: afile "
+     "is a file; expected a directory"),
+    (["--replay", "tone.wav", "--out", "o"], "iotwatch publish: tone.wav: not a text file"),
+])
+def test_unusable_paths_give_one_line_and_exit_2(tmp_path: Path, args: list[str],
+                                                 message: str) -> None:
+    write_yaml(tmp_path / "fleet.yaml", fleet())
+    (tmp_path / "afile").write_text("a file\n")
+    (tmp_path / "tone.wav").write_bytes(b"RIFF\x24\x08\x00\x00WAVEfmt \x10\x00\xff\xfe\x00")
+    if "--replay" not in args:
+        args = ["--fleet", "fleet.yaml", "--count", "2", "--start", "2026-01-20T00:00:00Z",
+                *args]
+    result = run_publisher(args, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(message) and "expected" in line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import orjson
 import pytest
 from harness import collect
 
+from iotwatch.cli import main
 from iotwatch.timeparse import parse_timestamp
 from publisher.replay import Replay, ReplayError
 
@@ -37,15 +39,18 @@ def write_nab(path: Path, rows: int = 60) -> list[tuple[str, float]]:
     return data
 
 
-def write_skab(path: Path, rows: int = 30) -> list[tuple[str, list[float]]]:
-    """SKAB layout: semicolon-separated, 8 sensors, then anomaly and changepoint labels."""
+def write_skab(path: Path, rows: int = 30,
+               anomalous: range = range(0)) -> list[tuple[str, list[float]]]:
+    """SKAB layout: semicolon-separated, 8 sensors, then anomaly and changepoint labels
+    (the rows in ``anomalous`` flagged 1.0)."""
     start = datetime(2020, 3, 9, 10, 14, 33)
     data = []
     for i in range(rows):
         ts = (start + timedelta(seconds=i)).strftime("%Y-%m-%d %H:%M:%S")
         data.append((ts, [round(0.02 * k + i * 0.001, 6) for k in range(1, 9)]))
     lines = [";".join(["datetime", *SKAB_COLUMNS, "anomaly", "changepoint"])]
-    lines += [";".join([t, *map(str, values), "0.0", "0.0"]) for t, values in data]
+    lines += [";".join([t, *map(str, values), "1.0" if i in anomalous else "0.0", "0.0"])
+              for i, (t, values) in enumerate(data)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return data
@@ -192,3 +197,47 @@ def test_skab_replay_in_device_form_sends_one_message_per_row(mosquitto,
         assert [body[m] for m in SKAB_METRICS] == values
     assert {t for t, _p, _r in collector.messages} == {f"iotwatch/readings/{site}/3"}
     assert datetime.fromtimestamp(parse_timestamp(bodies[0]["ts"]), UTC).year == 2020
+
+
+def test_skab_anomaly_runs_become_labels_of_every_metric(tmp_path: Path) -> None:
+    data = write_skab(tmp_path / "rec" / "valve1" / "0.csv", rows=40,
+                      anomalous=range(10, 15))
+    write_skab(tmp_path / "rec" / "valve1" / "1.csv", rows=40, anomalous=range(30, 40))
+    result = run_publisher(["--replay", "rec", "--site", "skab", "--out", "out"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    labels = [json.loads(line) for line in
+              (tmp_path / "out" / "labels.jsonl").read_text().splitlines()]
+    by_device: dict[str, set] = {}
+    for label in labels:
+        by_device.setdefault(label["device"], set()).add((label["start"], label["end"]))
+        assert label["kind"] == "recorded" and label["site"] == "skab"
+    assert len(labels) == 2 * 8  # one run per file, a label per metric
+    first = {(parse_timestamp(a), parse_timestamp(b)) for a, b in by_device["0"]}
+    assert first == {(parse_timestamp(data[10][0]), parse_timestamp(data[14][0]))}
+    assert {m for m in (label["metric"] for label in labels)} == {
+        c.replace(" ", "_") for c in SKAB_COLUMNS}
+
+    # ... so the replay can be scored: the evaluator finds a window in each stream.
+    summary = tmp_path / "summary.json"
+    assert main(["evaluate", str(tmp_path / "out"), "--format", "iotwatch", "--detector",
+                 "zscore", "--json", str(summary), "--quiet"]) == 0
+    files = json.loads(summary.read_text())["files"]
+    assert len(files) == 16 and all(f["event"]["windows"] == 1 for f in files.values())
+
+
+def test_nab_windows_come_along_when_given(tmp_path: Path) -> None:
+    data = write_nab(tmp_path / "rec" / "realKnownCause" / "nyc_taxi.csv", rows=60)
+    windows = {"realKnownCause/nyc_taxi.csv": [[data[5][0], data[9][0]],
+                                               [data[50][0], "2014-03-01 00:00:00"]],
+               "other/file.csv": [[data[1][0], data[2][0]]]}
+    (tmp_path / "windows.json").write_text(json.dumps(windows))
+    result = run_publisher(["--replay", "rec", "--windows", "windows.json", "--out", "out"],
+                           cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    labels = [json.loads(line) for line in
+              (tmp_path / "out" / "labels.jsonl").read_text().splitlines()]
+    spans = [(parse_timestamp(x["start"]), parse_timestamp(x["end"])) for x in labels]
+    assert spans == [(parse_timestamp(data[5][0]), parse_timestamp(data[9][0])),
+                     # the second is cut at the last row sent
+                     (parse_timestamp(data[50][0]), parse_timestamp(data[59][0]))]
+    assert {x["device"] for x in labels} == {"nyc_taxi"}

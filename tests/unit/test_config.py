@@ -83,10 +83,26 @@ def test_environment_overrides_any_key() -> None:
     assert config.log.level == "DEBUG"
 
 
-def test_environment_override_errors_name_the_key() -> None:
+def test_environment_override_errors_name_the_variable_and_the_key() -> None:
     with pytest.raises(ConfigError) as caught:
         build_config({}, File, environ={"IOTWATCH__MQTT__PORT": "many"})
-    assert caught.value.errors == ["mqtt.port: expected an integer, got 'many'"]
+    assert caught.value.errors == [
+        "IOTWATCH__MQTT__PORT (environment, sets mqtt.port): expected an integer, got 'many'"]
+
+
+def test_a_wrong_override_is_not_blamed_on_the_file(tmp_path) -> None:
+    path = tmp_path / "detector.yaml"
+    path.write_text("mqtt:\n  port: 1883\n  host: [not, a, host]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, File, environ={"IOTWATCH__MQTT__PORT": "abc",
+                                         "IOTWATCH__MQTT__PROT": "1884"})
+    lines = str(caught.value).splitlines()
+    assert any(line.startswith(f"{path}: mqtt.host:") for line in lines)  # the file's own
+    assert "IOTWATCH__MQTT__PORT (environment, sets mqtt.port): expected an integer, got 'abc'" \
+        in lines
+    assert any(line.startswith("IOTWATCH__MQTT__PROT (environment, sets mqtt.prot): unknown key")
+               for line in lines)
+    assert not any(line.startswith(str(path)) and "IOTWATCH__" in line for line in lines)
 
 
 def test_secrets_in_yaml_are_refused_with_the_way_to_set_them() -> None:

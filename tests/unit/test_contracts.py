@@ -29,7 +29,8 @@ def validate(schema_name: str, payload: bytes) -> None:
 
 def test_every_schema_is_a_valid_schema() -> None:
     assert set(SCHEMAS) == {"reading.schema.json", "device-reading.schema.json",
-                            "alert.schema.json", "deadletter.schema.json", "status.schema.json"}
+                            "alert.schema.json", "deadletter.schema.json", "status.schema.json",
+                            "alertmanager-webhook.schema.json"}
     for schema in SCHEMAS.values():
         jsonschema.Draft202012Validator.check_schema(schema)
 
