@@ -34,6 +34,8 @@ class ModelPlan:
     params: dict[str, Any] = field(default_factory=dict)
     spec: FeatureSpec = FeatureSpec()
     seed: int = 42
+    # source of a held-out series -> the series before it to train on (tune's time split)
+    earlier: dict[str, Series] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -68,18 +70,21 @@ def model_for(plan: ModelPlan, series: Series) -> TrainedModel:
     from detector.models import data
     from detector.models.train import fit
 
-    prefix = series.warmup_rows
-    if series.multivariate:
-        training = data.from_series([series], stream=None, device=f"{series.site}/{series.device}",
-                                    first_rows=prefix, source=series.source)
+    device = f"{series.site}/{series.device}" if series.multivariate else None
+    earlier = plan.earlier.get(series.source)
+    if earlier is not None:
+        # a time split's held-out tail: the model learns the normal rows of its file's head
+        training = data.from_series([earlier], stream=None, device=device,
+                                    source=earlier.source)
+        what = f"the normal rows of {earlier.source}"
     else:
-        training = data.from_series([series], stream=None, device=None, first_rows=prefix,
-                                    source=series.source)
+        training = data.from_series([series], stream=None, device=device,
+                                    first_rows=series.warmup_rows, source=series.source)
+        what = f"its first {series.warmup_rows} rows"
     try:
         return fit(str(plan.kind), training, plan.spec, plan.params, seed=plan.seed)
     except ValueError as exc:
-        raise DatasetError(f"{series.source}: cannot train on its first {prefix} rows: {exc}") \
-            from None
+        raise DatasetError(f"{series.source}: cannot train on {what}: {exc}") from None
 
 
 def engine_settings(plan: ModelPlan, series: Series, base: Any) -> tuple[Any, bool]:

@@ -101,6 +101,20 @@ def _rows(s: Series, begin: int, end: int, part: str) -> Series:
                    stamps=s.stamps[begin:end] if s.stamps else ())
 
 
+def heads_of(search: Sequence[Series], held: Sequence[Series]) -> dict[str, Series]:
+    """Held-out tail source -> its file's head (time split), to train a model on.
+
+    >>> import numpy as np
+    >>> s = Series("c", "n", "c", "n", ("v",), np.arange(10.0), np.ones((10, 1)), (), 1, "c/n.csv")
+    >>> (head,), (tail,) = split([s], "time", 0.3, 0)
+    >>> heads_of([head], [tail])["c/n.csv#tail"].source
+    'c/n.csv#head'
+    """
+    by_file = {s.source.rsplit("#", 1)[0]: s for s in search}
+    return {t.source: by_file[t.source.rsplit("#", 1)[0]] for t in held
+            if t.source.endswith("#tail") and t.source.rsplit("#", 1)[0] in by_file}
+
+
 def split(series: Sequence[Series], how: str, holdout: float,
           seed: int) -> tuple[list[Series], list[Series]]:
     if how == "files":
@@ -123,8 +137,12 @@ def objective(fmt: str, evaluation: Any) -> tuple[str, float]:
     return "point_f1", float(evaluation.point.f1 or 0.0)
 
 
-def spec_for(target: str, kind: str, candidate: dict[str, Any], base: Any, seed: int):
-    """The DetectorSpec of one candidate: a detector's settings or a model plan."""
+def spec_for(target: str, kind: str, candidate: dict[str, Any], base: Any, seed: int,
+             earlier: dict[str, Series] | None = None):
+    """The DetectorSpec of one candidate: a detector's settings or a model plan.
+
+    ``earlier``: for a model, the series each held-out one follows (its training data).
+    """
     from detector.evaluate.runner import DetectorSpec
 
     if kind == "detector":
@@ -150,7 +168,8 @@ def spec_for(target: str, kind: str, candidate: dict[str, Any], base: Any, seed:
     kinds.check_params(target, params)
     features = FeatureSpec(tuple(candidate.get("windows", FeatureSpec.windows)),
                            tuple(candidate.get("lags", FeatureSpec.lags)))
-    plan = ModelPlan(kind=target, params=params, spec=features, seed=seed)
+    plan = ModelPlan(kind=target, params=params, spec=features, seed=seed,
+                     earlier=dict(earlier or {}))
     return DetectorSpec(target, base, seed, plan)
 
 

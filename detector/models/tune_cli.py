@@ -135,7 +135,9 @@ def _run(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{float(r['train']):>10.4g}  {r['params']}")
     best = yaml.safe_load(rows[0]["params"])
-    name, held_value = tune.score(tune.spec_for(target, kind, best, base, args.seed), held, fmt)
+    earlier = tune.heads_of(search, held) if args.split == "time" else {}
+    name, held_value = tune.score(tune.spec_for(target, kind, best, base, args.seed, earlier),
+                                  held, fmt)
     snippet = tune.best_snippet(target, kind, best, held_value, name)
     (args.out / tune.BEST).write_text(snippet, encoding="utf-8")
     print(f"\nbest {tune.key_of(best)}: {name} {float(rows[0]['train']):.4g} on the search "
