@@ -52,9 +52,17 @@ def grid(space: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def sample(space: dict[str, Any], trials: int, seed: int) -> list[dict[str, Any]]:
+    """Up to ``trials`` distinct random candidates (fewer when the space is smaller).
+
+    >>> len(sample({"a": [1, 2]}, 10, seed=0))
+    2
+    """
     rng = random.Random(seed)
-    out = []
-    for _ in range(trials):
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for _ in range(trials * 20):
+        if len(out) == trials:
+            break
         candidate = {}
         for key in sorted(space):
             choice = space[key]
@@ -70,7 +78,9 @@ def sample(space: dict[str, Any], trials: int, seed: int) -> list[dict[str, Any]
                 candidate[key] = round(value) if integer else float(f"{value:.4g}")
             else:
                 raise ValueError(f"space.{key}: expected a list or {{low, high}}, got {choice!r}")
-        out.append(candidate)
+        if key_of(candidate) not in seen:  # the same trial twice would be run twice
+            seen.add(key_of(candidate))
+            out.append(candidate)
     return out
 
 
