@@ -32,6 +32,7 @@ from detector.engine import Engine, EngineSettings
 from detector.forecast.streams import StreamForecasts
 from detector.handler import MessageHandler
 from detector.metrics import Metrics
+from detector.models.service import prepare as prepare_models
 from detector.reconcile import read_retained_alerts, stale_alerts
 from detector.sequence import LIKELY_CAUSE, SequenceTracker
 from detector.sidestate import WithSideStates, restore_part
@@ -58,6 +59,9 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     section, mqtt, influx = config.detector, config.mqtt, config.influxdb
     topics = Topics(mqtt.topic_prefix)
     metrics = Metrics()
+
+    # Trained models named in models: (loaded and checked; iotwatch detect did it already).
+    prepare_models(section)
 
     # State: the engine as the last checkpoint left it.
     checkpoints = CheckpointFile(section.checkpoint.path)
