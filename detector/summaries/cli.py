@@ -82,9 +82,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def summarize(path: Path, settings, engine) -> tuple[list[dict], list[dict], int]:
     """(hourly rows, daily rows, readings) of the recording at ``path``."""
-    import csv
-
-    from detector.evaluate.datasets import DatasetError, _number, _timestamp
+    from detector.evaluate.datasets import recording_rows
     from detector.summaries.rollup import Rollup
     from detector.summaries.settings import resolve
 
@@ -96,32 +94,18 @@ def summarize(path: Path, settings, engine) -> tuple[list[dict], list[dict], int
             out[s.period].append(_row(stream, s))
 
     count = 0
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = [h.strip().lower() for h in next(reader, [])]
-        expected = ["ts", "site", "device", "metric", "value"]
-        if any(col not in header for col in expected):
-            raise DatasetError(f"{path}: expected header {','.join(expected)}, got {header}")
-        cols = [header.index(col) for col in expected]
-        for line, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            where = f"{path}:{line}"
-            if len(row) < len(header):
-                raise DatasetError(f"{where}: expected {len(header)} columns, got {len(row)}")
-            ts_text, site, device, metric, value_text = (row[i] for i in cols)
-            ts, value = _timestamp(ts_text, where), _number(value_text, where)
-            stream = (site, device, metric)
-            rollup = rollups.get(stream)
-            if rollup is None:
-                rollup = rollups[stream] = Rollup(bool(resolve(settings, "/".join(stream))))
-            anomaly = alert = False
-            if engine is not None:
-                outcome = engine.process(site, device, metric, ts, value)
-                anomaly = outcome.anomaly
-                alert = outcome.event is not None and outcome.event.state == "firing"
-            emit(stream, rollup.add(ts, value, anomaly=anomaly, alert=alert))
-            count += 1
+    for row in recording_rows(path):
+        stream = (row.site, row.device, row.metric)
+        rollup = rollups.get(stream)
+        if rollup is None:
+            rollup = rollups[stream] = Rollup(bool(resolve(settings, "/".join(stream))))
+        anomaly = alert = False
+        if engine is not None:
+            outcome = engine.process(row.site, row.device, row.metric, row.ts, row.value)
+            anomaly = outcome.anomaly
+            alert = outcome.event is not None and outcome.event.state == "firing"
+        emit(stream, rollup.add(row.ts, row.value, anomaly=anomaly, alert=alert))
+        count += 1
     for stream, rollup in rollups.items():
         emit(stream, rollup.flush())
     return (sorted(out["hour"], key=_order), sorted(out["day"], key=_order), count)
