@@ -1,0 +1,80 @@
+"""A real NATS server with JetStream and its MQTT listener, running the project's
+``nats-server/nats-server.conf`` (subject mapping included) with only the listeners and the
+store directory rewritten.
+
+>>> conf = 'listen: 127.0.0.1:4222\\nhttp: 127.0.0.1:8222\\n    store_dir: "/var/lib/nats"\\n'
+>>> print(render_config(conf, client=1, monitor=2, mqtt=3, store="/t"), end="")
+listen: 127.0.0.1:1
+http: 127.0.0.1:2
+    store_dir: "/t"
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .process import HarnessError, ServerProcess, find_binary, free_port, http_ready
+
+PROJECT_CONF = Path(__file__).resolve().parents[2] / "nats-server" / "nats-server.conf"
+
+
+def render_config(text: str, *, client: int, monitor: int, mqtt: int, store: str) -> str:
+    """The project's file with loopback listeners on the given ports and the store dir."""
+    text = re.sub(r"(?m)^listen: .*$", f"listen: 127.0.0.1:{client}", text)
+    text = re.sub(r"(?m)^http: .*$", f"http: 127.0.0.1:{monitor}", text)
+    text = re.sub(r"(?m)^(\s+)listen: 127\.0\.0\.1:1883$", rf"\g<1>listen: 127.0.0.1:{mqtt}",
+                  text)
+    return re.sub(r'(?m)^(\s+)store_dir: ".*"$', rf'\g<1>store_dir: "{store}"', text)
+
+
+class NatsServer:
+    """A running nats-server: ``.url`` (NATS), ``.mqtt_port``, ``.monitor_url``."""
+
+    def __init__(self, server: ServerProcess, port: int, mqtt_port: int,
+                 monitor_port: int) -> None:
+        self.server = server
+        self.port = port
+        self.mqtt_port = mqtt_port
+        self.monitor_port = monitor_port
+        self.host = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        return f"http://127.0.0.1:{self.monitor_port}"
+
+    def mqtt_section(self, **overrides: object) -> dict[str, object]:
+        """An ``mqtt:`` config dict for a service talking MQTT to this server."""
+        return {"host": "127.0.0.1", "port": self.mqtt_port, **overrides}
+
+    def is_running(self) -> bool:
+        return self.server.is_running()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def start_nats(workdir: Path, attempts: int = 3) -> NatsServer:
+    """Run Debian's ``nats-server`` with the project's configuration on free ports."""
+    binary = find_binary("nats-server", "nats-server")
+    workdir.mkdir(parents=True, exist_ok=True)
+    for attempt in range(attempts):
+        client, monitor, mqtt = free_port(), free_port(), free_port()
+        conf = workdir / "nats-server.conf"
+        conf.write_text(render_config(PROJECT_CONF.read_text(), client=client,
+                                      monitor=monitor, mqtt=mqtt, store=str(workdir / "js")))
+        url = f"http://127.0.0.1:{monitor}/healthz?js-enabled-only=true"
+        server = ServerProcess("nats-server", [binary, "-c", str(conf)],
+                               workdir / "nats-server.log", ready=lambda url=url: http_ready(url))
+        try:
+            server.start()
+        except HarnessError as exc:
+            if "address already in use" not in str(exc).lower() or attempt == attempts - 1:
+                raise
+            continue
+        return NatsServer(server, client, mqtt, monitor)
+    raise AssertionError("unreachable")
