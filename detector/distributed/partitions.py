@@ -34,8 +34,7 @@ _FNV_PRIME = 0x01000193
 def partition_of(site: str, device: str, partitions: int) -> int:
     """The partition the server's ``partition(N,1,2)`` mapping puts this device in."""
     value = _FNV_OFFSET
-    # The server hashes subject tokens, where NATS's MQTT bridge wrote "." as "//".
-    for byte in (site + device).replace(".", "//").encode():
+    for byte in (site + device).encode():
         value = ((value ^ byte) * _FNV_PRIME) & 0xFFFFFFFF
     return value % partitions
 
@@ -68,8 +67,9 @@ def partition_subject(prefix: str, partition: int) -> str:
 def reading_topic(subject: str, topic_prefix: str) -> tuple[int, str]:
     """The partition and MQTT topic of a partitioned reading subject.
 
-    NATS's MQTT bridge turns MQTT topic levels into subject tokens (``/`` -> ``.``, and a
-    ``.`` inside a level -> ``//``); that is undone here.
+    NATS's MQTT bridge turns MQTT topic levels into subject tokens (``/`` -> ``.``), so
+    names with a ``.`` cannot be used in this mode (the NATS 2.9 bridge did not route
+    such a topic in our test: docs/scale-out.md).
 
     >>> reading_topic("iotwatch.part.7.plant-1.boiler-1.temp", "iotwatch")
     (7, 'iotwatch/readings/plant-1/boiler-1/temp')
@@ -77,8 +77,7 @@ def reading_topic(subject: str, topic_prefix: str) -> tuple[int, str]:
     (0, 'acme/eu/readings/s/d')
     """
     tokens = subject.split(".")[topic_prefix.count("/") + 1:]
-    levels = [token.replace("//", ".") for token in tokens[2:]]
-    return int(tokens[1]), "/".join([topic_prefix, "readings", *levels])
+    return int(tokens[1]), "/".join([topic_prefix, "readings", *tokens[2:]])
 
 
 def subject_prefix(topic_prefix: str) -> str:

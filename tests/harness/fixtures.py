@@ -31,7 +31,7 @@ from .nats import NatsServer, start_nats
 from .victoria import VictoriaMetrics, start_local_victoria_metrics
 
 __all__ = ["fresh_influxdb", "fresh_mosquitto", "influxdb", "mosquitto", "mqtt_collector",
-           "mqtt_credentials", "stock_mosquitto", "victoria_metrics"]
+           "mqtt_credentials", "nats_server", "stock_mosquitto", "victoria_metrics"]
 
 
 @pytest.fixture(scope="session")
