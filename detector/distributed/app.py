@@ -142,6 +142,7 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
             "lag": {str(p): {"pending": lag[0], "ack_pending": lag[1]}
                     for p, lag in sorted(coordinator.lag.items())},
             "taken": coordinator.taken, "released": coordinator.released,
+            "lost": coordinator.lost, "stray_readings": state.stray_readings,
             "nats_connected": nc.is_connected, "mqtt_connected": client.is_connected(),
             "sink": delivery.writer.description, "sink_writable": bool(delivery.writable),
             "spool_points": spooled.points, "spool_batches": spooled.batches,

@@ -83,10 +83,12 @@ class Coordinator:
     async def _heartbeats(self) -> None:
         while not self._stop.is_set():
             try:
-                await self.leases.heartbeat()
-                for partition in sorted(self.owned - self._busy):
-                    if not await self.leases.renew(partition) and partition in self.owned \
-                            and partition not in self._busy:
+                # All at once: one slow round trip must not make the others miss the TTL.
+                held = sorted(self.owned - self._busy)
+                results = await asyncio.gather(self.leases.heartbeat(),
+                                               *(self.leases.renew(p) for p in held))
+                for partition, renewed in zip(held, results[1:], strict=True):
+                    if not renewed and partition in self.owned and partition not in self._busy:
                         log.warning("partition %d: lease lost (not renewed within the TTL); "
                                     "dropping it without a checkpoint", partition)
                         await self._drop(partition)

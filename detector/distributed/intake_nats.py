@@ -203,7 +203,7 @@ class NatsIntake:
         while not self.stopping and partition not in self._halted:
             try:
                 messages = await subscription.fetch(self.fetch_batch, timeout=FETCH_TIMEOUT_S)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except asyncio.CancelledError:
                 raise

@@ -60,6 +60,10 @@ class PartitionedHandler:
         self._topics: dict[str, int] = {}
         # Messages whose topic has no device: the parser rejects them; any handler will do.
         self._rejecter = self._handler(make_engine())
+        # Readings of a partition given up or lost while they waited in the queue: stored
+        # (the new owner's copies are the same points) but learned by nobody here.
+        self._stray = self._handler(make_engine())
+        self.stray_readings = 0
 
     def _handler(self, engine: Engine) -> MessageHandler:
         handler = MessageHandler(engine, self.parser, **self._options)
@@ -106,12 +110,14 @@ class PartitionedHandler:
         partition = self.partition_of_topic(topic)
         handler = self._rejecter if partition is None else self._handlers.get(partition)
         if handler is None:
-            # Not ours (only after a lease was lost between fetch and processing): learn it
-            # in a fresh engine rather than drop it; the owner's copy is the one kept.
-            log.warning("reading of partition %s, which this instance does not own: %s",
-                        partition, topic)
-            self.add(partition, self._make_engine())
-            handler = self._handlers[partition]
+            if not self.stray_readings:
+                log.warning("reading of partition %s, which this instance no longer owns "
+                            "(its lease was lost): stored, not learned here: %s",
+                            partition, topic)
+            self.stray_readings += 1
+            if len(self._stray.engine) > _TOPIC_CACHE // 10:  # nothing here is kept
+                self._stray = self._handler(self._make_engine())
+            handler = self._stray
         return handler.handle(topic, payload, received_at)
 
     def snapshot(self) -> dict[int, bytes]:

@@ -24,7 +24,7 @@ PARTITIONS = 16  # nats-server/nats-server.conf
 
 
 def instance_config(tmp: Path, nats: NatsServer, name: str, *, influx: dict[str, Any],
-                    lease_ttl_s: float = 3.0) -> dict[str, Any]:
+                    lease_ttl_s: float = 5.0) -> dict[str, Any]:
     """A detector.yaml for one instance: z-score only (cheap), fast cadences."""
     return {
         "mqtt": nats.mqtt_section(client_id=f"det-{name}", reconnect_max_s=2),
