@@ -1,7 +1,7 @@
 """Who owns which partition, acted on: take, renew, give up.
 
 Every heartbeat (a third of the lease TTL) the coordinator writes its member key and
-renews its leases; every tick it works out from the live members which partitions it
+renews its leases; every tick (a second, or the heartbeat if shorter) it works out from the live members which partitions it
 should own (rendezvous hashing, ``partitions.assignment``) and then
 
 - gives up those it should no longer own (an instance joined): stop fetching, wait until
@@ -32,6 +32,8 @@ from detector.engine import Engine
 
 log = logging.getLogger(__name__)
 
+TICK_S = 1.0
+
 Restore = Callable[[int, bytes | None], Engine]
 
 
@@ -48,6 +50,7 @@ class Coordinator:
         self.restore = restore
         self.partitions = partitions
         self.interval_s = lease_ttl_s / 3
+        self.tick_s = min(self.interval_s, TICK_S)
         self.release_timeout_s = release_timeout_s
         self.owned: set[int] = set()
         self._busy: set[int] = set()  # being taken or given up
@@ -76,7 +79,7 @@ class Coordinator:
                     await self.tick()
                 except Exception:
                     log.exception("ownership tick failed; trying again")
-                await self._sleep(self.interval_s)
+                await self._sleep(self.tick_s)
         finally:
             heartbeat.cancel()
 
@@ -166,6 +169,8 @@ class Coordinator:
     async def shutdown(self) -> None:
         """After the worker's final checkpoint was handed over: store it, free the leases."""
         await self.checkpoints.wait_idle()
+        for partition in sorted(self.owned):
+            await self.intake.stop_fetching(partition)
         for partition in sorted(self.owned):
             await self.leases.release(partition)
         self.owned.clear()

@@ -19,6 +19,8 @@ import yaml
 from harness import NatsServer, free_port, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 
+from detector.distributed.partitions import assignment
+
 BASE_TS = 1_768_905_000.0  # 2026-01-20T10:30:00Z
 PARTITIONS = 16  # nats-server/nats-server.conf
 
@@ -124,15 +126,20 @@ class Instance:
 
 
 def wait_for_ownership(instances: list[Instance], timeout: float = 60) -> dict[str, list[int]]:
-    """Until the running instances own every partition between them, each exactly once."""
+    """Until ``instances`` own the partitions rendezvous hashing gives them, and nothing
+    else is moving (each sees all of them as members)."""
     owned: dict[str, list[int]] = {}
+    names = sorted(instance.name for instance in instances)
+    wanted = assignment(names, PARTITIONS)
 
     def settled() -> bool:
         owned.clear()
         for instance in instances:
-            owned[instance.name] = instance.partitions()
-        every = [p for parts in owned.values() for p in parts]
-        return sorted(every) == list(range(PARTITIONS)) and all(owned.values())
+            health = instance.health()
+            if health.get("members") != names:
+                return False
+            owned[instance.name] = health.get("partitions", [])
+        return all(owned[who] == [p for p, o in wanted.items() if o == who] for who in names)
 
     wait_until(settled, timeout, interval=0.2,
                what=f"every partition owned once: {owned}\n"
