@@ -124,7 +124,7 @@ class NatsSettings(StrictModel):
 
     url: str = "nats://127.0.0.1:4222"
     partitions: int = Field(default=16, ge=1, le=4096)
-    # The JetStream stream holding the partitioned reading subjects <prefix>.part.<n>.>.
+    # Partition n's readings (<prefix>.part.<n>.>) are the JetStream stream <stream>_<n>.
     stream: str = Field(default="IOTWATCH_READINGS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     # How long the stream keeps readings (acknowledged or not): a new owner re-reads
     # everything after a partition's acknowledged floor, so this bounds an outage.

@@ -6,8 +6,8 @@ One run, one nats-server (the project's nats-server/nats-server.conf: MQTT liste
 16 partitions), one throwaway InfluxDB 1.x, the MQTT load generator of ``iotwatch
 bench`` (``detector.benchmark.loadgen``) publishing flat out into NATS's MQTT listener:
 
-1. **ceiling**: a bare JetStream pull consumer (nats-py, fetch 500, ack each message:
-   what the detector's intake does, and nothing else) over every partition;
+1. **ceiling**: a bare JetStream pull consumer (nats-py, fetch 500, an explicit ack per
+   message: what the detector's intake does, and nothing else) over every partition;
 2. **1 instance** and then **2 instances** of ``python -m detector`` in the distributed
    mode (z-score engine: the bench measures the distributed intake, acks and state
    hand-over, not the trees; bench/RESULTS.md has the default engine's cost), each
@@ -216,43 +216,50 @@ def _finish(process) -> dict[str, Any]:
 
 async def _ensure_stream(url: str) -> None:
     nc = await nats.connect(url)
-    await NatsIntake(nc.jetstream(), STREAM, "iotwatch", "iotwatch", 10).ensure_stream(86_400)
+    await NatsIntake(nc.jetstream(), STREAM, "iotwatch", "iotwatch", 10).ensure_streams(
+        16, 86_400)
     await nc.close()
 
 
 async def _purge(url: str) -> None:
     nc = await nats.connect(url)
-    await nc.jetstream().purge_stream(STREAM)
+    for partition in range(16):
+        await nc.jetstream().purge_stream(f"{STREAM}_{partition}")
     await nc.close()
 
 
 async def _bare(url: str, count: int, start_load) -> dict[str, Any]:
-    """A pull consumer that only fetches and acknowledges, while the load is published."""
+    """Pull consumers (one per partition stream) that only fetch and acknowledge, while the
+    load is published."""
     nc = await nats.connect(url)
     js = nc.jetstream()
-    subscription = await js.pull_subscribe(
-        "iotwatch.part.>", durable="bare", stream=STREAM,
+    subscriptions = [await js.pull_subscribe(
+        f"iotwatch.part.{p}.>", durable="bare", stream=f"{STREAM}_{p}",
         config=api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT, max_ack_pending=20_000,
-                                  deliver_policy=api.DeliverPolicy.NEW))
+                                  deliver_policy=api.DeliverPolicy.NEW)) for p in range(16)]
     load = start_load()
-    received, first, last = 0, None, None
-    while received < count:
-        try:
-            messages = await subscription.fetch(500, timeout=5)
-        except (nats.errors.TimeoutError, TimeoutError):
-            if load.poll() is not None and received < count:
+    seen = {"received": 0, "first": None, "last": None}
+
+    async def drain(subscription) -> None:
+        while seen["received"] < count:
+            try:
+                messages = await subscription.fetch(500, timeout=1)
+            except (nats.errors.TimeoutError, TimeoutError):
                 continue
-            continue
-        for msg in messages:
-            await msg.ack()
-        now = time.monotonic()
-        first = first or now
-        last = now
-        received += len(messages)
+            for msg in messages:
+                await msg.ack()
+            now = time.monotonic()
+            seen["first"] = seen["first"] or now
+            seen["last"] = now
+            seen["received"] += len(messages)
+
+    await asyncio.gather(*(drain(s) for s in subscriptions))
     offered = _finish(load)
-    await js.delete_consumer(STREAM, "bare")
+    for p in range(16):
+        await js.delete_consumer(f"{STREAM}_{p}", "bare")
     await nc.close()
-    return {"msgs_per_s": round(received / max(last - first, 1e-6)),
+    elapsed = max(seen["last"] - seen["first"], 1e-6)
+    return {"msgs_per_s": round(seen["received"] / elapsed),
             "offered_msgs_per_s": offered["msgs_per_s"]}
 
 

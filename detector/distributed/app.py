@@ -2,7 +2,7 @@
 
     sensors: plain MQTT -> NATS's MQTT listener; the server maps each reading subject to
              <prefix>.part.<partition(site, device)>.<site>.<device>[.<metric>]
-      -> JetStream stream (nats.stream)
+      -> one JetStream stream per partition (<nats.stream>_<p>)
       -> one durable pull consumer per partition this instance owns  intake_nats.NatsIntake
            owned = leases in a KV bucket, rendezvous hashing         coordinator, leases
            state = one engine per partition, restored on take-over   state, checkpoints_kv
@@ -99,7 +99,7 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
                         mqtt.topic_prefix, section.input.queue_size,
                         fetch_batch=settings.fetch_batch, ack_wait_s=settings.ack_wait_s,
                         max_ack_pending=settings.max_ack_pending)
-    loop.call(intake.ensure_stream(settings.stream_max_age_s))
+    loop.call(intake.ensure_streams(settings.partitions, settings.stream_max_age_s))
     leases = loop.call(Leases.open(js, settings.lease_bucket, settings.lease_ttl_s, instance))
     checkpoints = loop.call(PartitionCheckpoints.open(js, settings.checkpoint_bucket, loop,
                                                       lambda p: p in leases.held))

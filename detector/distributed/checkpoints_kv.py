@@ -69,6 +69,8 @@ class PartitionCheckpoints:
 
     def save(self, snapshots: dict[int, bytes]) -> None:
         """From the worker thread: queue every snapshot for writing."""
+        if self._loop.loop.is_closed():
+            return
         for partition, data in snapshots.items():
             self._loop.loop.call_soon_threadsafe(self._enqueue, partition, data)
 

@@ -1,5 +1,11 @@
 """NATS JetStream intake: one durable pull consumer (explicit acks) per owned partition.
 
+Each partition is a JetStream stream of its own, ``<nats.stream>_<p>`` capturing
+``<prefix>.part.<p>.>``, and its consumer has no subject filter. (With one stream and a
+wildcard filter per consumer, nats-server 2.9 spent seconds per pull at 10,000 streams:
+it looks for a filtered consumer's next message subject by subject. Separate streams
+also let a cluster place partitions on different servers.)
+
 Fetched messages go on the same bounded queue the worker reads in the single-node
 service, as ``NatsMessage`` objects that look to it like paho messages (``topic``,
 ``payload``, ``qos``, ``mid``). ``ack(mid, qos)`` (called by ``acks.Acker`` from the
@@ -10,11 +16,13 @@ Taking a partition recreates its consumer to start right after the consumer's
 acknowledged floor: everything the previous owner had not acknowledged is delivered again
 at once (not after ``ack_wait``), and the previous owner's subscription stops working,
 so a stale owner that did not notice it lost the lease cannot go on consuming.
+
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import logging
 import queue
@@ -77,6 +85,8 @@ class NatsIntake:
         self.pending: dict[int, int] = {}  # partition -> messages fetched, not acked
         self._fetchers: dict[int, asyncio.Task[None]] = {}
         self._halted: set[int] = set()
+        # One thread puts fetched batches on the worker's queue, blocking while it is full.
+        self._feeder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="feeder")
         self._acks: list[int] = []
         self._ack_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -85,39 +95,45 @@ class NatsIntake:
 
     # -- partitions (on the loop) ------------------------------------------------------------
 
-    async def ensure_stream(self, max_age_s: float) -> None:
-        try:
-            await self.js.stream_info(self.stream)
-        except nats.js.errors.NotFoundError:
-            await self.js.add_stream(api.StreamConfig(
-                name=self.stream, subjects=[f"{self.subject_prefix}.part.>"],
-                retention=api.RetentionPolicy.LIMITS, storage=api.StorageType.FILE,
-                max_age=max_age_s, discard=api.DiscardPolicy.OLD))
-            log.info("created JetStream stream %s for %s.part.>", self.stream,
-                     self.subject_prefix)
+    def stream_of(self, partition: int) -> str:
+        return f"{self.stream}_{partition}"
+
+    async def ensure_streams(self, partitions: int, max_age_s: float) -> None:
+        """Create each partition's stream if it does not exist (the first instance does)."""
+        for partition in range(partitions):
+            name = self.stream_of(partition)
+            try:
+                await self.js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                await self.js.add_stream(api.StreamConfig(
+                    name=name, subjects=[partition_subject(self.subject_prefix, partition)],
+                    retention=api.RetentionPolicy.LIMITS, storage=api.StorageType.FILE,
+                    max_age=max_age_s, discard=api.DiscardPolicy.OLD))
+                log.info("created JetStream stream %s for %s", name,
+                         partition_subject(self.subject_prefix, partition))
 
     async def start(self, partition: int) -> int:
         """Consume ``partition`` from after its acknowledged floor; return the first sequence."""
         self._loop = asyncio.get_running_loop()
         name = consumer_name(partition)
+        stream = self.stream_of(partition)
         start = 0
         try:
-            info = await self.js.consumer_info(self.stream, name)
+            info = await self.js.consumer_info(stream, name)
         except nats.js.errors.NotFoundError:
             pass
         else:
             start = max(info.ack_floor.stream_seq + 1 if info.ack_floor else 1,
                         info.config.opt_start_seq or 1)
-            await self.js.delete_consumer(self.stream, name)
+            await self.js.delete_consumer(stream, name)
         config = api.ConsumerConfig(
             durable_name=name, name=name,
-            filter_subject=partition_subject(self.subject_prefix, partition),
             ack_policy=api.AckPolicy.EXPLICIT, ack_wait=self.ack_wait_s,
             max_ack_pending=self.max_ack_pending, max_deliver=-1,
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE if start
             else api.DeliverPolicy.ALL, opt_start_seq=start or None)
-        await self.js.add_consumer(self.stream, config)
-        subscription = await self.js.pull_subscribe_bind(durable=name, stream=self.stream)
+        await self.js.add_consumer(stream, config)
+        subscription = await self.js.pull_subscribe_bind(durable=name, stream=stream)
         self.pending.setdefault(partition, 0)
         self._fetchers[partition] = asyncio.get_running_loop().create_task(
             self._fetch(partition, subscription), name=f"fetch-p{partition}")
@@ -156,7 +172,8 @@ class NatsIntake:
     async def lag(self, partition: int) -> tuple[int, int] | None:
         """(not yet delivered, delivered but not acknowledged) of the partition's consumer."""
         try:
-            info = await self.js.consumer_info(self.stream, consumer_name(partition))
+            info = await self.js.consumer_info(self.stream_of(partition),
+                                               consumer_name(partition))
         except (TimeoutError, nats.js.errors.Error, nats.errors.Error):
             return None
         return info.num_pending or 0, info.num_ack_pending or 0
@@ -173,9 +190,10 @@ class NatsIntake:
 
     def ack(self, mid: int, _qos: int) -> None:
         self._acks.append(mid)  # list.append is atomic; drained on the loop
-        if not self._ack_scheduled and self._loop is not None:
+        loop = self._loop
+        if not self._ack_scheduled and loop is not None and not loop.is_closed():
             self._ack_scheduled = True
-            self._loop.call_soon_threadsafe(self._schedule_acks)
+            loop.call_soon_threadsafe(self._schedule_acks)
 
     def _schedule_acks(self) -> None:
         self._loop.create_task(self._send_acks())  # type: ignore[union-attr]
@@ -183,6 +201,9 @@ class NatsIntake:
     async def _send_acks(self) -> None:
         self._ack_scheduled = False
         acks, self._acks = self._acks, []
+        # One explicit ack per message. (AckPolicy.ALL needs one per batch; in the one
+        # benchmark run with it, nats-server 2.9 logged read loops of 2-9 s on our
+        # connection and heartbeats timed out. Not investigated further.)
         for mid in acks:
             msg = self._inflight.pop(mid, None)
             if msg is None:
@@ -214,20 +235,29 @@ class NatsIntake:
                 pause = min(pause * 2, 5.0)
                 continue
             pause = 0.1
+            items = []
+            now = self._clock()
             for msg in messages:
                 mid = next(self._ids)
                 msg._iotwatch_partition = partition  # type: ignore[attr-defined]
                 self._inflight[mid] = msg
-                self.pending[partition] = self.pending.get(partition, 0) + 1
                 _, topic = reading_topic(msg.subject, self.topic_prefix)
-                item = (GENERATION, NatsMessage(topic, msg.data, mid, partition), self._clock())
-                while not self.stopping:
-                    try:
-                        self.queue.put_nowait(item)  # type: ignore[arg-type]
-                        break
-                    except queue.Full:  # back-pressure: fetch no more until the worker gains
-                        await asyncio.sleep(0.005)
-                # Stopping: the rest stays unacknowledged for the partition's next owner.
+                items.append((GENERATION, NatsMessage(topic, msg.data, mid, partition), now))
+            self.pending[partition] = self.pending.get(partition, 0) + len(items)
+            # The feeder thread blocks on the full queue (back-pressure: this partition
+            # fetches no more meanwhile); the loop stays free for acks and heartbeats.
+            await asyncio.get_running_loop().run_in_executor(self._feeder, self._put_all,
+                                                             items)
+
+    def _put_all(self, items: list[Received]) -> None:
+        for item in items:
+            while not self.stopping:
+                try:
+                    self.queue.put(item, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            # Stopping: the rest stays unacknowledged for the partition's next owner.
 
 
 def _partition(msg: Msg) -> int:
