@@ -10,6 +10,7 @@ earlier one), and only for partitions this instance still holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -46,6 +47,7 @@ class PartitionCheckpoints:
         self.written = 0
         self.last_seconds = 0.0  # time of the last object write
         self.last_bytes = 0
+        self._task: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, js: JetStreamContext, bucket: str, loop: LoopThread,
@@ -57,7 +59,7 @@ class PartitionCheckpoints:
         checkpoints = cls(store, bucket, loop, holds)
         checkpoints._queue = asyncio.Queue()
         checkpoints._idle.set()
-        asyncio.get_running_loop().create_task(checkpoints._writer())
+        checkpoints._task = asyncio.get_running_loop().create_task(checkpoints._writer())
         return checkpoints
 
     async def load(self, partition: int) -> bytes | None:
@@ -82,6 +84,13 @@ class PartitionCheckpoints:
     async def wait_idle(self) -> None:
         await asyncio.sleep(0)
         await self._idle.wait()
+
+    async def close(self) -> None:
+        """After the last ``wait_idle``: end the writer task."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
     def _enqueue(self, partition: int, data: bytes) -> None:
         assert self._queue is not None

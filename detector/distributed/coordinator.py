@@ -175,6 +175,7 @@ class Coordinator:
             await self.leases.release(partition)
         self.owned.clear()
         await self.leases.leave()
+        await self.checkpoints.close()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -52,10 +52,12 @@ def test_streams_stay_with_one_instance_and_survive_a_sigkill(nats_server, influ
         wait_until(lambda: influxdb.count("readings", db=db) >= total, 120, interval=0.5,
                    what=f"{total} points stored")
         seen: dict[str, str] = {}
+        fingerprints: dict[str, str] = {}
         for instance in instances:
             for key, summary in instance.streams().items():
                 assert key not in seen, f"{key} on {seen[key]} and {instance.name}"
                 seen[key] = instance.name
+                fingerprints[key] = summary["fingerprint"]
                 site, device, _ = key.split("/")
                 assert partition_of(site, device, PARTITIONS) in owned[instance.name]
                 assert summary["count"] == BEFORE, (key, summary["count"])
@@ -116,6 +118,8 @@ def test_streams_stay_with_one_instance_and_survive_a_sigkill(nats_server, influ
         assert set(final) == set(seen)
         for key in victim_streams:
             assert final[key]["count"] >= BEFORE, (key, final[key]["count"])
+        # Alerts of a moved stream keep their fingerprint (the alerting service de-duplicates).
+        assert {k: s["fingerprint"] for k, s in final.items()} == fingerprints
         # Graceful stop of the survivors: leases released, exit 0.
         for instance in survivors:
             assert instance.terminate() == 0, instance.log_tail()
