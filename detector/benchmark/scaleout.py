@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         stored = _influx_count(store.url, store.database)
         results["stored"] = stored
         results["published_to_detectors"] = 2 * count
+    shutil.rmtree(workdir, ignore_errors=True)
     results["speedup"] = round(results["two"]["msgs_per_s"] / results["one"]["msgs_per_s"], 2)
     results["load_average_end"] = os.getloadavg()
     print(f"2 vs 1 instance: x{results['speedup']}; stored {results['stored']:,} of "

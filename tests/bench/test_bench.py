@@ -86,3 +86,16 @@ def test_render_marks_the_detector_ratio():
     text = render(results)
     assert "| mosquitto_sub (C reference) | 3,000 |  | 3.00 |" in text
     assert "**0.500**" in text
+
+
+def test_scaleout_bench_short_run_stores_every_reading_of_both_phases():
+    done = subprocess.run(
+        [sys.executable, "-m", "detector.benchmark.scaleout", "--streams", "200",
+         "--per-stream", "5"], capture_output=True, text=True, timeout=900, cwd=PROJECT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert results["per_phase"] == 1000
+    assert results["stored"] == results["published_to_detectors"] == 2000
+    assert results["one"]["instances"] == 1 and results["two"]["instances"] == 2
+    for phase in ("ceiling", "one", "two"):
+        assert results[phase]["msgs_per_s"] > 0
