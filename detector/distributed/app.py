@@ -10,7 +10,8 @@
            -> alerts, dead letters on MQTT (to NATS's MQTT listener)  emit.Emitter
       -> write or spool                           delivery.Delivery, sink, spool.Spool
       -> explicit ack to the partition's consumer  acks.Acker -> NatsIntake.ack
-    plus HTTP (api) with the owned partitions and their lag, metrics.
+    plus HTTP (api) with the owned partitions and their lag, metrics, and on every
+    take-over the retained alert states of the partitions taken (detector.reconcile).
 
 The worker, handler, delivery, sink, spool and emitter are the single-node service's.
 """
@@ -45,11 +46,12 @@ from detector.distributed.coordinator import Coordinator
 from detector.distributed.intake_nats import GENERATION, NatsIntake
 from detector.distributed.leases import Leases
 from detector.distributed.loop import LoopThread
-from detector.distributed.partitions import subject_prefix
+from detector.distributed.partitions import partition_of, subject_prefix
 from detector.distributed.state import PartitionedHandler
 from detector.emit import Emitter
 from detector.engine import Engine, EngineSettings
 from detector.metrics import Metrics
+from detector.reconcile import read_retained_alerts, stale_alerts
 from detector.sink import make_writer
 from detector.spool import Spool
 from detector.worker import Cadence, Worker
@@ -103,14 +105,26 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     leases = loop.call(Leases.open(js, settings.lease_bucket, settings.lease_ttl_s, instance))
     checkpoints = loop.call(PartitionCheckpoints.open(js, settings.checkpoint_bucket, loop,
                                                       lambda p: p in leases.held))
+    # MQTT out: alerts and dead letters (to NATS's MQTT listener, or any broker).
+    mqtt = mqtt.model_copy(update={"client_id": f"iotwatch-detector-{instance}"})
+    client = make_client(mqtt, SERVICE, persistent=False)
+    emitter = Emitter(client, topics, section.output.alert_state_on_resolve)
+
+    def reconcile(partitions: list[int]) -> None:
+        """Close the alerts of newly taken partitions that fired after their checkpoint."""
+        wanted = set(partitions)
+        retained = [a for a in read_retained_alerts(mqtt, topics.alert_state_filter)
+                    if partition_of(a.site, a.device, settings.partitions) in wanted]
+        log.info("%d retained alert states in the %d partitions taken", len(retained),
+                 len(wanted))
+        for alert in stale_alerts(retained, state.summaries(), now=time.time()):
+            log.warning("closing %s alert %s: %s", alert.metric, alert.fingerprint,
+                        alert.annotations["summary"])
+            emitter.alert(alert)
+
     coordinator = Coordinator(leases, intake, state, checkpoints,
                               lambda p, data: _restore(section, p, data), settings.partitions,
-                              settings.lease_ttl_s, settings.release_timeout_s)
-
-    # MQTT out: alerts and dead letters (to NATS's MQTT listener, or any broker).
-    client = make_client(mqtt, SERVICE, persistent=False,
-                         client_id=f"iotwatch-detector-{instance}")
-    emitter = Emitter(client, topics, section.output.alert_state_on_resolve)
+                              settings.lease_ttl_s, settings.release_timeout_s, reconcile)
 
     # Points out: sink, spool, acks to the partitions' consumers.
     spool = Spool(section.spool.dir, section.spool.max_bytes, section.spool.segment_bytes)

@@ -9,7 +9,9 @@ should own (rendezvous hashing, ``partitions.assignment``) and then
   forget its engine, delete the lease;
 - takes those it should own and nobody holds (an instance left, or died and its lease
   expired): create the lease, restore the partition's checkpoint into a new engine,
-  consume from the partition's acknowledged floor.
+  consume from the partition's acknowledged floor; then close every retained firing
+  alert of those partitions that the restored engines do not hold as open (it fired
+  after the previous owner's last checkpoint: ``detector.reconcile``).
 
 A lease it failed to renew (this process stalled past the TTL) is dropped without a
 checkpoint: another instance may own the partition now.
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 TICK_S = 1.0
 
 Restore = Callable[[int, bytes | None], Engine]
+Reconcile = Callable[[list[int]], None]
 
 
 class Coordinator:
@@ -42,7 +45,8 @@ class Coordinator:
 
     def __init__(self, leases: Leases, intake: NatsIntake, state: PartitionedHandler,
                  checkpoints: PartitionCheckpoints, restore: Restore, partitions: int,
-                 lease_ttl_s: float, release_timeout_s: float) -> None:
+                 lease_ttl_s: float, release_timeout_s: float,
+                 reconcile: Reconcile | None = None) -> None:
         self.leases = leases
         self.intake = intake
         self.state = state
@@ -52,6 +56,7 @@ class Coordinator:
         self.interval_s = lease_ttl_s / 3
         self.tick_s = min(self.interval_s, TICK_S)
         self.release_timeout_s = release_timeout_s
+        self.reconcile = reconcile
         self.owned: set[int] = set()
         self._busy: set[int] = set()  # being taken or given up
         self.members: list[str] = []
@@ -108,11 +113,20 @@ class Coordinator:
                 if who == self.instance}
         for partition in sorted(self.owned - mine):
             await self._release(partition)
+        taken = []
         for partition in sorted(mine - self.owned):
             if self._stop.is_set():
                 break
             if await self.leases.acquire(partition):
                 await self._take(partition)
+                taken.append(partition)
+        if taken and self.reconcile is not None:
+            # Alerts the previous owner fired after its last checkpoint: close them.
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.reconcile, taken)
+            except Exception as exc:
+                log.error("cannot check the retained alert states of partitions %s: %s",
+                          taken, exc)
         for partition in sorted(self.owned):
             lag = await self.intake.lag(partition)
             if lag is not None:
