@@ -78,11 +78,10 @@ class PartitionedHandler:
         with self.lock:
             self._handlers[partition] = self._handler(engine)
 
-    def remove(self, partition: int) -> bytes | None:
-        """Forget a partition given up; return its final snapshot (None if not held)."""
+    def remove(self, partition: int) -> None:
+        """Forget a partition given up or lost (its final snapshot was taken before)."""
         with self.lock:
-            handler = self._handlers.pop(partition, None)
-            return None if handler is None else handler.engine.snapshot()
+            self._handlers.pop(partition, None)
 
     def owned(self) -> list[int]:
         with self.lock:
