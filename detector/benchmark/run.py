@@ -275,7 +275,7 @@ def _detector(group: ProcessGroup, workdir: Path, broker: DemoBroker, store, loa
     offered = load.finish(load.start(count))
     samples = detector.wait_acked(expected, progress, "flat out")
     cpu = detector.cpu_seconds() - cpu_before
-    rate = _sustained_rate(samples)
+    rate = sustained_rate(samples)
     progress(f"  detector {rate:,} msg/s sustained; load generator offered "
              f"{offered['msgs_per_s']:,} msg/s ({offered['msgs_per_s'] / rate:.1f}x)")
 
@@ -294,7 +294,7 @@ def _detector(group: ProcessGroup, workdir: Path, broker: DemoBroker, store, loa
                    f"{len(poller.latencies)}; last query error: {poller.error})")
     finally:
         poller.close()
-    stored = _count(store.url, store.database)
+    stored = count_stored(store.url, store.database)
     return {"msgs_per_s": rate, "offered_msgs_per_s": offered["msgs_per_s"],
             "published": warm_count + count + latency_count,
             "cpu_us_per_msg": round(cpu / count * 1e6, 1), "bytes_per_stream": bytes_per_stream,
@@ -302,7 +302,7 @@ def _detector(group: ProcessGroup, workdir: Path, broker: DemoBroker, store, loa
             "stored": stored}
 
 
-def _sustained_rate(samples: list[tuple[float, float]]) -> int:
+def sustained_rate(samples: list[tuple[float, float]]) -> int:
     """Acks per second between 10 % and 90 % of the phase (start-up and tail left out)."""
     first_acks, last_acks = samples[0][1], samples[-1][1]
     low = first_acks + 0.1 * (last_acks - first_acks)
@@ -372,7 +372,7 @@ def _influxql(url: str, database: str, query: str, epoch: str = "ms") -> list[li
     return series[0]["values"] if series else []
 
 
-def _count(url: str, database: str) -> int:
+def count_stored(url: str, database: str) -> int:
     rows = _influxql(url, database, f"SELECT count(value) FROM readings WHERE site = '{SITE}'")
     return int(rows[0][1]) if rows else 0
 
