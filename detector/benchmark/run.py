@@ -47,6 +47,9 @@ READINGS = f"iotwatch/readings/{SITE}/#"
 # Enough for the bare subscriber to be measured for about ``duration`` seconds at the
 # Python QoS 1 ceiling of this kind of machine (~40-60k msg/s, shared/MEASURED.md).
 CEILING_RATE_GUESS = 40_000
+# The most readings one phase may leave queued in the broker for a slower consumer: well
+# under the project's max_queued_messages (1,000,000), beyond which Mosquitto drops them.
+MAX_BACKLOG = 400_000
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,8 @@ def run_bench(options: BenchOptions, workdir: Path, progress: Progress) -> dict[
         progress(f"Mosquitto on {broker.host}:{broker.port} (project config), InfluxDB 1.x at "
                  f"{store.url}; {options.streams:,} streams, {probes} probe streams")
         load = _Load(broker, options.streams, probes)
-        ceiling_count = max(10_000, int(CEILING_RATE_GUESS * options.duration_s))
+        ceiling_count = min(MAX_BACKLOG, max(10_000, int(CEILING_RATE_GUESS
+                                                          * options.duration_s)))
         ceiling = _paho_ceiling(broker, load, ceiling_count, progress)
         c_reference = _c_ceiling(broker, load, ceiling_count, progress) \
             if options.c_reference and shutil.which("mosquitto_sub") else None
@@ -263,12 +267,16 @@ def _detector(group: ProcessGroup, workdir: Path, broker: DemoBroker, store, loa
     progress(f"detector: warm-up, {warmup} readings per stream ({warm_count:,})")
     warm_started = time.monotonic()
     expected = detector.acks() + warm_count  # the ceiling phases' readings never reach it
-    load.finish(load.start(warm_count))
+    for start in range(0, warm_count, MAX_BACKLOG // 2):  # the broker never holds more
+        chunk = min(MAX_BACKLOG // 2, warm_count - start)
+        detector.wait_acked(expected - warm_count + start - MAX_BACKLOG // 2, progress,
+                            "warm-up")
+        load.finish(load.start(chunk))
     detector.wait_acked(expected, progress, "warm-up")
     warm_rate = warm_count / (time.monotonic() - warm_started)
     bytes_per_stream = round((detector.rss_bytes() - rss_before) / options.streams)
 
-    count = max(options.streams, int(warm_rate * options.duration_s))
+    count = min(MAX_BACKLOG, max(options.streams, int(warm_rate * options.duration_s)))
     progress(f"detector: {count:,} readings flat out")
     cpu_before = detector.cpu_seconds()
     expected += count
