@@ -225,16 +225,16 @@ class _Detector:
         except OSError:
             return False
 
-    def acks(self) -> float:
+    def acks(self) -> int:
         with urllib.request.urlopen(self.url + "/metrics", timeout=10) as answer:
             for line in answer.read().decode().splitlines():
                 if line.startswith("iotwatch_detector_acks_total "):
-                    return float(line.split()[-1])
-        return 0.0
+                    return int(float(line.split()[-1]))
+        return 0
 
     def wait_acked(self, total: int, progress: Progress, what: str) -> list[tuple[float, float]]:
         """Poll the ack counter until ``total``; return the (time, acks) samples."""
-        samples: list[tuple[float, float]] = []
+        samples: list[tuple[float, int]] = []
         last_report = time.monotonic()
         while True:
             if not self.child.running():
@@ -244,7 +244,7 @@ class _Detector:
             if acked >= total:
                 return samples
             if now - last_report >= 5:
-                progress(f"  {what}: {acked:,.0f} of {total:,} acknowledged")
+                progress(f"  {what}: {acked:,} of {total:,} acknowledged")
                 last_report = now
             time.sleep(0.25)
 
