@@ -232,7 +232,7 @@ class _Detector:
                     return int(float(line.split()[-1]))
         return 0
 
-    def wait_acked(self, total: int, progress: Progress, what: str) -> list[tuple[float, float]]:
+    def wait_acked(self, total: int, progress: Progress, what: str) -> list[tuple[float, int]]:
         """Poll the ack counter until ``total``; return the (time, acks) samples."""
         samples: list[tuple[float, int]] = []
         last_report = time.monotonic()
