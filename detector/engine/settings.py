@@ -162,10 +162,10 @@ class LikelihoodSettings(StrictModel):
     score is already a surprise (range, flatline) bypass it.
     """
 
-    enabled: bool = False
+    enabled: bool = True
     window: int = Field(default=10, ge=1, le=1000)
     block: int = Field(default=100, ge=1)
-    blocks: int = Field(default=50, ge=1, le=1000)
+    blocks: int = Field(default=86, ge=1, le=1000)
     warmup: int = Field(default=300, ge=1)
     std_floor: float = Field(default=0.02, gt=0)
 
