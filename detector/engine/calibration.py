@@ -62,17 +62,101 @@ class _History:
         self.var = [0.0] * windows
 
 
+class Likelihood:
+    """How unusual the recent mean of a score is against a long sliding history of it.
+
+    HTM's anomaly-likelihood idea, re-expressed with bounded state: the mean of the last
+    ``window`` scores is compared with a normal fit of those means over the last
+    ``blocks`` x ``block`` readings (kept as per-block sums, so memory does not grow with
+    the history) and its upper tail is a surprise in decades, mapped like the calibration's
+    (``s / (s + half_decades)``). A stream whose score is often high gets a high bar; a
+    burst on a quiet stream stands out. ``std_floor`` keeps a flat history from making
+    every wiggle infinitely unlikely.
+
+    >>> likelihood = Likelihood(window=3, block=10, blocks=5, warmup=20)
+    >>> for i in range(100):
+    ...     likelihood.learn(0.2 + 0.05 * (i % 2))
+    >>> likelihood.score(0.22) < 0.3 < 0.6 < likelihood.score(0.95)
+    True
+    """
+
+    __slots__ = ("window", "block", "blocks", "warmup", "half_decades", "std_floor",
+                 "recent", "recent_sum", "sums", "squares", "counts", "n")
+
+    def __init__(self, window: int = 10, block: int = 100, blocks: int = 50,
+                 warmup: int = 300, half_decades: float = 5.0, std_floor: float = 0.02) -> None:
+        self.window = window
+        self.block = block
+        self.blocks = blocks
+        self.warmup = warmup
+        self.half_decades = half_decades
+        self.std_floor = std_floor
+        self.recent = array("d")          # the last window - 1 scores
+        self.recent_sum = 0.0
+        self.sums = array("d", [0.0])     # per block (the last one filling): sum of means
+        self.squares = array("d", [0.0])  # ... and of squared means
+        self.counts = array("l", [0])
+        self.n = 0                        # means learned
+
+    def _mean(self, value: float) -> float:
+        return (self.recent_sum + value) / (len(self.recent) + 1)
+
+    def score(self, value: float) -> float:
+        """Score of ``value`` (the current combined score) given the history; changes nothing."""
+        if self.n < self.warmup:
+            return 0.0
+        count = sum(self.counts)
+        mean = sum(self.sums) / count
+        variance = max(sum(self.squares) / count - mean * mean, 0.0)
+        std = max(math.sqrt(variance), self.std_floor)
+        top = surprise((self._mean(value) - mean) / std)
+        return top / (top + self.half_decades)
+
+    def learn(self, value: float) -> None:
+        level = self._mean(value)
+        self.n += 1
+        if self.counts[-1] >= self.block:
+            self.sums.append(0.0)
+            self.squares.append(0.0)
+            self.counts.append(0)
+            if len(self.counts) > self.blocks:
+                del self.sums[0], self.squares[0], self.counts[0]
+        self.sums[-1] += level
+        self.squares[-1] += level * level
+        self.counts[-1] += 1
+        if self.window > 1:
+            self.recent.append(value)
+            self.recent_sum += value
+            if len(self.recent) > self.window - 1:
+                self.recent_sum -= self.recent[0]
+                del self.recent[0]
+
+    def state(self) -> dict[str, Any]:
+        return {"recent": list(self.recent), "recent_sum": self.recent_sum,
+                "sums": list(self.sums), "squares": list(self.squares),
+                "counts": list(self.counts), "n": self.n}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.recent = array("d", [float(v) for v in state["recent"]])
+        self.recent_sum = float(state["recent_sum"])
+        self.sums = array("d", [float(v) for v in state["sums"]])
+        self.squares = array("d", [float(v) for v in state["squares"]])
+        self.counts = array("l", [int(v) for v in state["counts"]])
+        self.n = int(state["n"])
+
+
 class Calibrator:
     """Calibration state of one stream for ``n_detectors`` raw scores."""
 
     __slots__ = ("n_detectors", "short_windows", "halflife", "warmup", "half_decades",
                  "combine", "std_floor", "winsorize", "surprises", "histories", "_alpha",
-                 "_keep")
+                 "_keep", "likelihood")
 
     def __init__(self, n_detectors: int, short_windows: tuple[int, ...] = (2, 60),
                  halflife: float = 20000.0, warmup: int = 100, half_decades: float = 5.0,
                  combine: str = "max", std_floor: float = 1e-6,
-                 winsorize: float | None = 20.0, surprises: tuple[bool, ...] = ()) -> None:
+                 winsorize: float | None = 20.0, surprises: tuple[bool, ...] = (),
+                 likelihood: dict[str, Any] | None = None) -> None:
         self.n_detectors = n_detectors
         # Detectors whose raw score is already a surprise in decades: used as it is.
         self.surprises = tuple(surprises) or (False,) * n_detectors
@@ -88,6 +172,13 @@ class Calibrator:
         self._alpha = 1.0 - 0.5 ** (1.0 / halflife)
         self._keep = max(self.short_windows) - 1
         self.histories = [_History(len(self.short_windows)) for _ in range(n_detectors)]
+        # Optional second stage on the combined score of the calibrated detectors: a
+        # sustained, moderately raised score stands out (detectors whose raw score is
+        # already a surprise, range and flatline, bypass it, as HTM's spatial check does).
+        self.likelihood: Likelihood | None = None
+        if likelihood and likelihood.get("enabled"):
+            options = {k: v for k, v in likelihood.items() if k != "enabled"}
+            self.likelihood = Likelihood(half_decades=half_decades, **options)
 
     def score(self, raws: list[float]) -> float:
         """Calibrated score of the current raw scores; changes nothing."""
@@ -110,6 +201,8 @@ class Calibrator:
               frozen: list[bool] | None = None) -> float:
         best = 0.0
         total = 0.0
+        best_surprise = 0.0
+        scored = False  # some calibrated detector is past its warm-up
         windows = self.short_windows
         std_floor = self.std_floor
         for index, raw in enumerate(raws):
@@ -118,8 +211,8 @@ class Calibrator:
             if self.surprises[index]:
                 calibrated = raw / (raw + self.half_decades) if raw > 0 else 0.0
                 total += calibrated
-                if calibrated > best:
-                    best = calibrated
+                if calibrated > best_surprise:
+                    best_surprise = calibrated
                 continue
             history = self.histories[index]
             recent, sums, means, variances = history.recent, history.sums, history.mean, history.var
@@ -127,6 +220,7 @@ class Calibrator:
             levels = [(sums[k] + raw) / ((w - 1 if w - 1 < held else held) + 1)
                       for k, w in enumerate(windows)]
             if history.n >= self.warmup:
+                scored = True
                 top = 0.0
                 for k, level in enumerate(levels):
                     std = math.sqrt(variances[k])
@@ -173,14 +267,28 @@ class Calibrator:
                             sums[k] -= recent[-w]
                 if held > self._keep:
                     del recent[0]
+        likelihood = self.likelihood
+        if likelihood is not None:
+            # The calibrated detectors' combined score goes through the likelihood stage.
+            combined = best if self.combine == "max" else (total / len(raws) if raws else 0.0)
+            result = likelihood.score(combined)
+            if ready is not None and scored:
+                likelihood.learn(combined)
+            # Added to the calibrated score, not instead of it: replacing it (HTM's way)
+            # lost single spikes the short window catches (docs/detection.md).
+            return max(result, combined, best_surprise)
         if self.combine == "max":
-            return best
+            return max(best, best_surprise)
         return total / len(raws) if raws else 0.0
 
     def state(self) -> dict[str, Any]:
-        return {"histories": [{"recent": list(h.recent), "sums": list(h.sums), "n": h.n,
-                               "mean": list(h.mean), "var": list(h.var)}
-                              for h in self.histories]}
+        state: dict[str, Any] = {
+            "histories": [{"recent": list(h.recent), "sums": list(h.sums), "n": h.n,
+                           "mean": list(h.mean), "var": list(h.var)}
+                          for h in self.histories]}
+        if self.likelihood is not None:
+            state["likelihood"] = self.likelihood.state()
+        return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         histories = []
@@ -193,3 +301,5 @@ class Calibrator:
             history.var = [float(v) for v in saved["var"]]
             histories.append(history)
         self.histories = histories
+        if self.likelihood is not None and "likelihood" in state:
+            self.likelihood.load_state(state["likelihood"])

@@ -153,6 +153,23 @@ class DetectorsSettings(StrictModel):
     multivariate: MultivariateSettings = MultivariateSettings()
 
 
+class LikelihoodSettings(StrictModel):
+    """HTM-style anomaly likelihood on the combined calibrated score.
+
+    The mean of the last ``window`` combined scores against a normal fit of those means
+    over the last ``blocks`` x ``block`` readings, as a score on the calibration's scale;
+    the stream's score is the larger of it and the combined score. Detectors whose raw
+    score is already a surprise (range, flatline) bypass it.
+    """
+
+    enabled: bool = True
+    window: int = Field(default=10, ge=1, le=1000)
+    block: int = Field(default=100, ge=1)
+    blocks: int = Field(default=86, ge=1, le=1000)
+    warmup: int = Field(default=300, ge=1)
+    std_floor: float = Field(default=0.02, gt=0)
+
+
 class CalibrationSettings(StrictModel):
     """Turns each detector's raw scores into one score in [0, 1] comparable across streams.
 
@@ -173,6 +190,7 @@ class CalibrationSettings(StrictModel):
     # Robust learning: a raw score or level is learned at most this many standard
     # deviations above the stream's history of it (null: learned as it is).
     winsorize: float | None = Field(default=20.0, gt=0)
+    likelihood: LikelihoodSettings = LikelihoodSettings()
 
     @field_validator("short_windows")
     @classmethod

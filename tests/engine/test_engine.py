@@ -146,11 +146,15 @@ def _feed(engine: Engine, i: int, values: dict[str, list[float]]):
     return out
 
 
-@pytest.mark.parametrize("cut", [100, START + 5, START + LENGTH + 3])  # warm-up, firing, resolving
-def test_restored_engine_continues_exactly(cut):
+LIKELIHOOD = {"calibration": {"likelihood": {"enabled": True, "block": 50, "warmup": 100}}}
+
+
+@pytest.mark.parametrize("options", [{}, LIKELIHOOD], ids=["default", "likelihood"])
+@pytest.mark.parametrize("cut", [100, 350, START + 5, START + LENGTH + 3])  # warm-up, firing, resolving
+def test_restored_engine_continues_exactly(cut, options):
     values = {"a": sensor("level_shift", 1), "b": sensor("noise_burst", 2),
               "c": sensor(None, 3)}
-    original = Engine()
+    original = Engine(EngineSettings.model_validate(options))
     for i in range(cut):
         _feed(original, i, values)
     restored = Engine.restore(original.settings, original.snapshot())
@@ -177,3 +181,22 @@ def test_restore_under_changed_detector_settings_keeps_alert_state_but_relearns(
 def test_bad_snapshots_are_refused_with_a_reason(data):
     with pytest.raises(SnapshotError):
         Engine.restore(EngineSettings(), data)
+
+
+def test_likelihood_stage_finds_the_fault_and_keeps_a_quiet_stream_quiet():
+    settings = EngineSettings.model_validate(LIKELIHOOD)
+    quiet = run(Engine(settings), sensor(None, 3))
+    assert [o.event for o in quiet if o.event] == []
+    outcomes = run(Engine(settings), sensor("level_shift", 1))
+    fired = [i for i, o in enumerate(outcomes) if o.event and o.event.state == "firing"]
+    assert fired and START <= fired[0] <= START + LENGTH
+
+
+def test_likelihood_history_is_bounded():
+    from detector.engine.calibration import Likelihood
+
+    likelihood = Likelihood(window=10, block=20, blocks=5, warmup=10)
+    for i in range(5000):
+        likelihood.learn(0.1 * (i % 7))
+    assert len(likelihood.counts) == 5 and len(likelihood.recent) == 9
+    assert sum(likelihood.counts) <= 100
