@@ -1,7 +1,7 @@
 """The detector service, wired in one place.
 
     MQTT (QoS 1, persistent session, manual acks)
-      -> intake queue (paho thread)            consumer.Intake
+      -> bounded intake (paho thread)          consumer.Intake
       -> parse, score, learn, decide (worker)  worker.Worker + handler.MessageHandler
            -> alerts, alert state, dead letters on MQTT    emit.Emitter
            -> batches of line protocol
@@ -84,7 +84,7 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
                         acker, metrics,
                         lambda line, why: emitter.refused_point(line, why, time.time()))
     metrics.watch_spool(lambda: delivery.spool_state.points)
-    worker = Worker(intake.queue, handler, emitter, delivery, checkpoints, metrics, Cadence(
+    worker = Worker(intake, handler, emitter, delivery, checkpoints, metrics, Cadence(
         batch_points=influx.batch_size, batch_messages=section.input.ack_batch,
         flush_interval_s=influx.flush_interval_s, idle_flush_s=section.input.idle_flush_s,
         stats_interval_s=section.output.stats_interval_s,
@@ -105,7 +105,7 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
             "status": "unavailable" if problems else "degraded", "problems": problems + degraded,
             "mqtt_connected": intake.connected, "sink": delivery.writer.description,
             "sink_writable": bool(delivery.writable), "spool_points": spooled.points,
-            "spool_batches": spooled.batches, "queue_depth": intake.queue.qsize(),
+            "spool_batches": spooled.batches, "queue_depth": len(intake),
             "unacked": acker.pending, "streams": handler.stream_count(),
             "sequence": None if sequences is None else dict(sequences.totals)}
 
@@ -218,7 +218,7 @@ def _refresh_gauges(metrics: Metrics, intake: Intake, delivery: Delivery, acker:
     metrics.spool_batches.set(spooled.batches)
     metrics.spool_bytes.set(spooled.bytes)
     metrics.spool_age.set(0 if spooled.oldest_created is None else now - spooled.oldest_created)
-    metrics.queue_depth.set(intake.queue.qsize())
+    metrics.queue_depth.set(len(intake))
     metrics.unacked.set(acker.pending)
     metrics.mqtt_connected.set(1 if intake.connected else 0)
     metrics.sink_writable.set(1 if delivery.writable else 0)

@@ -37,7 +37,7 @@ from iotwatch.parse import ReadingParser
 
 @dataclass(slots=True)
 class Handled:
-    """What one message produced."""
+    """What one message (or a batch of them, see ``handle_into``) produced."""
 
     lines: list[str] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
@@ -63,37 +63,52 @@ class MessageHandler:
         self.precision = precision  # of every timestamp written (influxdb.precision)
 
     def handle(self, topic: str, payload: bytes, received_at: float) -> Handled:
+        """One message on its own (takes ``lock``)."""
+        done = Handled()
+        with self.lock:
+            done.rejected = self.handle_into(done, topic, payload, received_at)
+        return done
+
+    def handle_into(self, done: Handled, topic: str, payload: bytes,
+                    received_at: float) -> Rejected | None:
+        """Add one message's lines, alerts and engine errors to ``done``; the caller holds
+        ``lock``. Returns the rejection instead when the message is not a reading.
+
+        A batch of messages goes through one ``Handled``: the same lines, in the same
+        order, as handling them one at a time, without an object per message.
+        """
         try:
             readings = self.parser.parse(topic, payload, received_at)
         except Rejected as rejected:
-            return Handled(rejected=rejected)
-        done = Handled(readings=len(readings), reading_ts=readings[0].ts)
+            return rejected
+        done.readings += len(readings)
+        done.reading_ts = readings[0].ts
         lines = done.lines
         sequences = self.sequences
-        with self.lock:
-            for reading in readings:
-                if sequences is not None and reading.seq is not None:
-                    sequences.observe(reading.stream, reading.seq)
-                try:
-                    outcome = self.engine.process(reading.site, reading.device, reading.metric,
-                                                  reading.ts, reading.value)
-                except Exception as exc:  # a detector bug must not lose the reading
-                    done.engine_errors.append(f"{reading.stream}: {type(exc).__name__}: {exc}")
-                    lines.append(self._value_only(reading))
-                    continue
-                lines.append(self._line(reading.site, reading.device, reading.metric,
-                                        reading.ts, reading.value, outcome))
-                if outcome.event is not None:
-                    self._alert(done, reading.site, reading.device, reading.metric,
-                                outcome.event)
-            if len(readings) > 1:
-                try:
-                    self._device(done, readings)
-                except Exception as exc:
-                    first = readings[0]
-                    done.engine_errors.append(f"{first.site}/{first.device}/{DEVICE_METRIC}: "
-                                              f"{type(exc).__name__}: {exc}")
-        return done
+        process = self.engine.process
+        for reading in readings:
+            if sequences is not None and reading.seq is not None:
+                sequences.observe(reading.stream, reading.seq)
+            try:
+                outcome = process(reading.site, reading.device, reading.metric,
+                                  reading.ts, reading.value)
+            except Exception as exc:  # a detector bug must not lose the reading
+                done.engine_errors.append(f"{reading.stream}: {type(exc).__name__}: {exc}")
+                lines.append(self._value_only(reading))
+                continue
+            lines.append(self._line(reading.site, reading.device, reading.metric,
+                                    reading.ts, reading.value, outcome))
+            if outcome.event is not None:
+                self._alert(done, reading.site, reading.device, reading.metric,
+                            outcome.event)
+        if len(readings) > 1:
+            try:
+                self._device(done, readings)
+            except Exception as exc:
+                first = readings[0]
+                done.engine_errors.append(f"{first.site}/{first.device}/{DEVICE_METRIC}: "
+                                          f"{type(exc).__name__}: {exc}")
+        return None
 
     def _value_only(self, reading: Reading) -> str:
         """The reading's point without scores, when the engine failed on it."""

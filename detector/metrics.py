@@ -62,7 +62,7 @@ class Metrics:
                                        buckets=LATENCY_BUCKETS, registry=registry)
         self.processing_lag = Histogram(
             "iotwatch_detector_processing_lag_seconds",
-            "time from a message's arrival to the end of its processing",
+            "time from arrival to the end of processing of each batch's oldest message",
             buckets=LAG_BUCKETS, registry=registry)
         self.ack_lag = Histogram(
             "iotwatch_detector_ack_lag_seconds",
@@ -92,9 +92,9 @@ class Metrics:
         self.readings.inc(n)
         self._totals["readings_in"] += n
 
-    def count_rejected(self, reason: str) -> None:
-        self.rejected.labels(reason).inc()
-        self._totals["rejected"] += 1
+    def count_rejected(self, reason: str, n: int = 1) -> None:
+        self.rejected.labels(reason).inc(n)
+        self._totals["rejected"] += n
 
     def count_written(self, points: int) -> None:
         self.points_written.inc(points)
