@@ -3,6 +3,9 @@
 One thread runs ``Worker.run``. It takes what the intake holds (up to ``input.ack_batch``
 messages at a time) and per message parses, scores, learns, decides (``handler``),
 publishes its alerts or dead letter, and adds its points and ack token to the open batch.
+Anything unexpected raised while handling one message dead-letters that message as
+``internal_error`` (with the exception's text), which is counted and acknowledged like
+any rejection: no message, however often redelivered, can stop the service.
 The batch goes to the write stage when it holds ``influxdb.batch_size`` points or
 ``input.ack_batch`` messages, is ``influxdb.flush_interval_s`` old, or no message came
 for ``input.idle_flush_s`` (so a small broker in-flight window never stalls); while the
@@ -19,6 +22,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import paho.mqtt.client as paho
 
 from detector.acks import Batch
 from detector.checkpoint import CheckpointFile
@@ -120,30 +125,40 @@ class Worker:
         batch = self._batch
         handler, emitter = self.handler, self.emitter
         done = Handled(lines=batch.lines)
-        alerts = done.alerts
+        lines, alerts = done.lines, done.alerts
         tokens, publishes = batch.tokens, batch.publishes
         published_alerts = 0
         rejected: dict[str, int] = {}
         with handler.lock:
             for generation, message, received_at in items:
-                payload = message.payload
+                marks = len(lines), len(alerts), len(done.engine_errors), done.readings
                 try:
-                    topic = message.topic
-                except UnicodeDecodeError:
-                    topic = repr(message._topic)[2:-1]  # noqa: SLF001 - paho has no raw accessor
-                    why = Rejected(Reason.BAD_TOPIC, "topic is not valid UTF-8")
-                else:
-                    why = handler.handle_into(done, topic, payload, received_at)
-                if why is not None:
-                    reason = why.reason.value
-                    rejected[reason] = rejected.get(reason, 0) + 1
-                    info = emitter.dead_letter(topic, payload, reason, why.detail, received_at)
-                    if info is not None:
-                        publishes.append(info)
-                elif len(alerts) > published_alerts:
-                    for alert in alerts[published_alerts:]:
-                        publishes.extend(emitter.alert(alert))
-                    published_alerts = len(alerts)
+                    payload = message.payload
+                    try:
+                        topic = message.topic
+                    except UnicodeDecodeError:
+                        topic = _raw_topic(message)
+                        why = Rejected(Reason.BAD_TOPIC, "topic is not valid UTF-8")
+                    else:
+                        why = handler.handle_into(done, topic, payload, received_at)
+                    if why is not None:
+                        reason = why.reason.value
+                        rejected[reason] = rejected.get(reason, 0) + 1
+                        info = emitter.dead_letter(topic, payload, reason, why.detail,
+                                                   received_at)
+                        if info is not None:
+                            publishes.append(info)
+                    elif len(alerts) > published_alerts:
+                        for alert in alerts[published_alerts:]:
+                            publishes.extend(emitter.alert(alert))
+                        published_alerts = len(alerts)
+                except Exception as exc:  # a bug on one message: dead-letter it, never a crash loop
+                    # Nothing of what it half produced is kept (as if handled on its own).
+                    del lines[marks[0]:], alerts[marks[1]:], done.engine_errors[marks[2]:]
+                    done.readings = marks[3]
+                    published_alerts = min(published_alerts, len(alerts))
+                    self._internal_error(message, received_at, exc)
+                # Acknowledged with its batch whatever happened: redelivering it would fail again.
                 if message.qos:
                     tokens.append((generation, message.mid, message.qos, received_at))
         batch.messages += len(items)
@@ -166,6 +181,28 @@ class Worker:
             metrics.reading_age.set(items[-1][2] - done.reading_ts)
         # Once per batch, for its oldest message: the worst wait, at a fraction of the cost.
         metrics.processing_lag.observe(max(0.0, self._clock() - items[0][2]))
+
+    def _dead_letter(self, topic: str, payload: bytes, reason: Reason, detail: str,
+                     received_at: float) -> None:
+        self.metrics.count_rejected(reason.value)
+        info = self.emitter.dead_letter(topic, payload, reason.value, detail, received_at)
+        if info is not None:
+            self._batch.publishes.append(info)
+
+    def _internal_error(self, message: paho.MQTTMessage, received_at: float,
+                        exc: Exception) -> None:
+        detail = f"{type(exc).__name__}: {exc}"[:1000]
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = _raw_topic(message)
+        log.exception("handling a message on %s failed; dead-lettered as %s", topic[:200],
+                      Reason.INTERNAL_ERROR.value)
+        try:
+            self._dead_letter(topic, bytes(message.payload), Reason.INTERNAL_ERROR, detail,
+                              received_at)
+        except Exception:  # the dead letter too: counted and logged, the message still acked
+            log.exception("cannot dead-letter the message from %s", topic[:200])
 
     def _engine_error(self, error: str) -> None:
         self.metrics.engine_errors.inc()
@@ -223,3 +260,7 @@ class Worker:
             self.last_checkpoint = self._clock()
             log.debug("checkpoint written in %.3f s", self._monotonic() - started)
         self._next_checkpoint = self._monotonic() + self.cadence.checkpoint_interval_s
+
+
+def _raw_topic(message: paho.MQTTMessage) -> str:
+    return repr(message._topic)[2:-1]  # noqa: SLF001 - paho has no raw accessor

@@ -40,6 +40,8 @@ class Reason(StrEnum):
     BAD_FIELD = "bad_field"
     BAD_ALERT = "bad_alert"
     WRITE_REJECTED = "write_rejected"
+    STREAM_LIMIT = "stream_limit"  # a new stream beyond the service's stream limits
+    INTERNAL_ERROR = "internal_error"  # handling it raised: a bug, dead-lettered not fatal
 
 
 class Rejected(IotwatchError):

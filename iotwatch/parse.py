@@ -20,10 +20,16 @@ from typing import Any
 import orjson
 
 from iotwatch.contracts import Alert, Reading, Reason, Rejected
-from iotwatch.timeparse import TimestampError, check_plausible, parse_timestamp
+from iotwatch.timeparse import (
+    TimestampError,
+    TimestampOutOfRange,
+    check_plausible,
+    parse_timestamp,
+)
 from iotwatch.topics import SEGMENT, Topics
 
 RESERVED_DEVICE_KEYS = frozenset({"ts", "seq", "units"})
+SEQ_RANGE = (-(2**63), 2**63 - 1)  # what InfluxDB's integer fields hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +95,8 @@ class ReadingParser:
             return received_at
         try:
             ts = parse_timestamp(raw)
+        except TimestampOutOfRange as exc:
+            raise Rejected(Reason.ABSURD_TIMESTAMP, f'"ts": {exc}') from None
         except TimestampError as exc:
             raise Rejected(Reason.BAD_TIMESTAMP, f'"ts": {exc}') from None
         try:
@@ -162,7 +170,11 @@ def _load_lenient(payload: bytes) -> Any:
 def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Rejected(Reason.NON_NUMERIC, f'"{name}" must be a number, got {_show(value)}')
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise Rejected(Reason.NON_FINITE, f'"{name}" is beyond any float: {_show(value)}') \
+            from None
     if not math.isfinite(number):
         raise Rejected(Reason.NON_FINITE, f'"{name}" must be finite, got {value!r}')
     return number
@@ -174,6 +186,8 @@ def _optional_seq(body: dict[str, Any]) -> int | None:
         return None
     if isinstance(seq, bool) or not isinstance(seq, int):
         raise Rejected(Reason.BAD_FIELD, f'"seq" must be an integer, got {_show(seq)}')
+    if not SEQ_RANGE[0] <= seq <= SEQ_RANGE[1]:
+        raise Rejected(Reason.BAD_FIELD, f'"seq" must fit in 64 bits, got {_show(seq)}')
     return seq
 
 

@@ -12,9 +12,6 @@ alert payloads, service configurations, and the service run in-process or as a p
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -25,8 +22,17 @@ from typing import Any
 
 import orjson
 import pytest
-import yaml
-from harness import free_port, wait_until
+from harness import wait_until
+from harness.alerting import (
+    SMTP_PASSWORD,
+    SMTP_USER,
+    WEBHOOK_SECRET,
+    ServiceProcess,
+    alerting_config,
+    email_section,
+    http_status,
+    secrets_env,
+)
 
 from alerting.catchers import SmtpCatcher, WebhookCatcher, make_dev_cert
 from alerting.config import AlertingFile
@@ -34,10 +40,6 @@ from iotwatch.config import build_config
 from iotwatch.contracts import Alert, alert_fingerprint
 from iotwatch.topics import Topics
 
-PROJECT = Path(__file__).resolve().parents[2]
-SMTP_USER = "alerting-test"
-SMTP_PASSWORD = "smtp-test-password-7f3a"  # test-only credentials of the test SMTP server
-WEBHOOK_SECRET = "webhook-test-secret-91c2"
 T0 = 1_768_905_000.0  # 2026-01-20T10:30:00Z
 
 
@@ -57,12 +59,7 @@ def smtp_server(smtp_cert: tuple[Path, Path]) -> Iterator[SmtpCatcher]:
 def smtp_settings(smtp_cert: tuple[Path, Path]) -> Callable[..., dict[str, Any]]:
     """The ``email:`` section (without the password) for an SMTP catcher."""
     def make(server: SmtpCatcher, **overrides: Any) -> dict[str, Any]:
-        section = {"to": ["ops@example.com", "oncall@example.com"],
-                   "from": "iotwatch@example.com", "host": server.host, "port": server.port,
-                   "tls": "starttls", "ca_file": str(smtp_cert[0]), "username": SMTP_USER,
-                   "timeout_s": 10}
-        section.update(overrides)
-        return section
+        return email_section(server, smtp_cert[0], **overrides)
     return make
 
 
@@ -104,45 +101,11 @@ def unique_site() -> str:
 
 @pytest.fixture
 def service_config(tmp_path: Path) -> Callable[..., dict[str, Any]]:
-    """A raw configuration mapping for the service against ``broker``.
-
-    ``receivers`` maps names to receiver sections; the root route sends to every one of
-    them (a ``continue`` child per receiver); timings are short for tests.
-    """
-    def make(broker, receivers: dict[str, dict[str, Any]], *, http_port: int | None = None,
-             route: dict[str, Any] | None = None, **alerting: Any) -> dict[str, Any]:
-        names = list(receivers)
-        default_route = {
-            "receiver": names[0], "group_by": ["site", "device"], "group_wait_s": 0.2,
-            "group_interval_s": 0.5, "repeat_interval_s": 3600,
-            "routes": [{"receiver": name, "continue": True} for name in names]}
-        section = {
-            "database": str(tmp_path / "alerting.sqlite3"),
-            "route": route or default_route,
-            "receivers": receivers,
-            "delivery": {"retry": {"initial_s": 0.1, "max_s": 0.5, "jitter": 0.1}},
-            **alerting}
-        return {
-            "mqtt": broker.mqtt_section("alerting",
-                                        client_id=f"alerting-test-{uuid.uuid4().hex[:8]}"),
-            "http": {"host": "127.0.0.1", "port": http_port or free_port()},
-            "log": {"level": "DEBUG"},
-            "alerting": section}
+    """A raw configuration mapping for the service against ``broker`` (see
+    ``harness.alerting.alerting_config``)."""
+    def make(broker, receivers: dict[str, dict[str, Any]], **options: Any) -> dict[str, Any]:
+        return alerting_config(tmp_path, broker, receivers, **options)
     return make
-
-
-def secrets_env(broker, raw: dict[str, Any]) -> dict[str, str]:
-    """The secrets of ``raw``'s receivers "email" and "hook", as the service reads them.
-
-    (An override of a receiver that is not configured would create it, half-empty.)
-    """
-    env = dict(broker.env("alerting"))
-    receivers = raw["alerting"]["receivers"]
-    if "email" in receivers.get("email", {}):
-        env["IOTWATCH__ALERTING__RECEIVERS__EMAIL__EMAIL__PASSWORD"] = SMTP_PASSWORD
-    if "webhook" in receivers.get("hook", {}):
-        env["IOTWATCH__ALERTING__RECEIVERS__HOOK__WEBHOOK__SECRET"] = WEBHOOK_SECRET
-    return env
 
 
 class Service:
@@ -164,7 +127,7 @@ class Service:
 
         self.thread = threading.Thread(target=target, name="alerting-service", daemon=True)
         self.thread.start()
-        wait_until(lambda: self.result or _status(self.base + "/health") == 200, timeout=30,
+        wait_until(lambda: self.result or http_status(self.base + "/health") == 200, timeout=30,
                    what="the alerting service to be healthy")
         if self.result:
             raise AssertionError(f"the service ended at start-up: {self.result[0]!r}")
@@ -208,46 +171,6 @@ def start_service(mosquitto) -> Iterator[Callable[..., Service]]:
             service.stop()
 
 
-class ServiceProcess:
-    """``python -m alerting --config FILE`` as a subprocess (for kill and restart tests)."""
-
-    def __init__(self, raw: dict[str, Any], environ: dict[str, str], workdir: Path) -> None:
-        self.config_file = workdir / "alerting.yaml"
-        self.config_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
-        self.log_file = workdir / "alerting.log"
-        self.env = {**os.environ, **environ}
-        self.base = f"http://127.0.0.1:{raw['http']['port']}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log_file, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "alerting", "--config", str(self.config_file)],
-                cwd=PROJECT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_until(lambda: self.process.poll() is not None
-                       or _status(self.base + "/health") == 200,
-                       timeout=60, what="the alerting process to be healthy")
-        except TimeoutError:
-            self.kill()
-            raise AssertionError(f"not healthy in time:\n{self.log()}") from None
-        if self.process.poll() is not None:
-            raise AssertionError(f"exited with {self.process.returncode}:\n{self.log()}")
-
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.base + path, timeout=10) as response:
-            return orjson.loads(response.read())
-
-    def kill(self, signum: int = 9) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signum)
-        return self.process.wait(30)
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace")[-6000:]
-
-
 @pytest.fixture
 def service_process(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     made: list[ServiceProcess] = []
@@ -261,13 +184,3 @@ def service_process(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     for process in made:
         if process.process is not None and process.process.poll() is None:
             process.kill()
-
-
-def _status(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
