@@ -7,7 +7,7 @@
            -> batches of line protocol
       -> write or spool (delivery thread)      delivery.Delivery, sink, spool.Spool
       -> acknowledge to the broker             acks.Acker
-    plus checkpoints (checkpoint.CheckpointFile), HTTP (api), metrics.
+    plus checkpoints (checkpoint.CheckpointFile, a few streams at a time), HTTP (api), metrics.
 
 Nothing imports this module; ``detector.cli`` calls ``run``.
 """
@@ -27,7 +27,7 @@ from detector.config import DetectorFile, SequenceSettings
 from detector.consumer import Intake
 from detector.delivery import Delivery
 from detector.emit import Emitter
-from detector.engine import Engine, EngineSettings
+from detector.engine import Engine, EngineSettings, snapshot
 from detector.handler import MessageHandler
 from detector.metrics import Metrics
 from detector.reconcile import read_retained_alerts, stale_alerts
@@ -171,12 +171,16 @@ def _guarded(target, stop: threading.Event, failed: list[str]):
 
 
 def _restore(checkpoints: CheckpointFile, settings: EngineSettings) -> Engine:
-    data = checkpoints.load()
-    if data is None:
-        log.info("no checkpoint at %s: every stream starts learning", checkpoints.path)
-        return Engine(settings)
     try:
-        engine = Engine.restore(settings, data)
+        streams = checkpoints.load_streams()
+        if streams is None:
+            log.info("no checkpoint at %s: every stream starts learning", checkpoints.path)
+            return Engine(settings)
+        engine = Engine.from_streams(settings, streams)
+        if checkpoints.holds_whole_snapshot():
+            # Written by an older version as one snapshot: from now on, records per stream.
+            checkpoints.rewrite((key, snapshot.encode(engine.stream_state(key)))
+                                for key in engine.stream_keys())
     except Exception as exc:  # e.g. SnapshotError, or a format an older engine wrote
         moved = checkpoints.set_aside()
         log.error("checkpoint %s unreadable (%s); moved to %s, every stream starts learning",

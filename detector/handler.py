@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from detector.engine import DEVICE_METRIC, AlertEvent, Engine, Outcome
+from detector.engine import DEVICE_METRIC, AlertEvent, Engine, Outcome, snapshot
 from detector.lineprotocol import (
     SeriesKeys,
     alert_line,
@@ -61,6 +61,8 @@ class MessageHandler:
         self._alert_measurement = alert_measurement
         self._device_points = device_points
         self.precision = precision  # of every timestamp written (influxdb.precision)
+        # Streams whose state changed since the checkpoint last took them (ordered, no dups).
+        self._dirty: dict[str, None] = {}
 
     def handle(self, topic: str, payload: bytes, received_at: float) -> Handled:
         """One message on its own (takes ``lock``)."""
@@ -86,9 +88,12 @@ class MessageHandler:
         lines = done.lines
         sequences = self.sequences
         process = self.engine.process
+        dirty = self._dirty
         for reading in readings:
+            stream = reading.stream
+            dirty[stream] = None
             if sequences is not None and reading.seq is not None:
-                sequences.observe(reading.stream, reading.seq)
+                sequences.observe(stream, reading.seq)
             try:
                 outcome = process(reading.site, reading.device, reading.metric,
                                   reading.ts, reading.value)
@@ -118,6 +123,7 @@ class MessageHandler:
 
     def _device(self, done: Handled, readings: list[Reading]) -> None:
         first = readings[0]
+        self._dirty[f"{first.site}/{first.device}/{DEVICE_METRIC}"] = None
         outcome = self.engine.process_device(first.site, first.device, first.ts,
                                              {r.metric: r.value for r in readings})
         if outcome is None:
@@ -192,6 +198,22 @@ class MessageHandler:
     def snapshot(self) -> bytes:
         with self.lock:
             return self.engine.snapshot()
+
+    # -- checkpoints, a few streams at a time (the caller holds ``lock``) ----------------------
+
+    def take_dirty(self) -> list[str]:
+        """The streams changed since the last call, in the order they first changed."""
+        dirty, self._dirty = self._dirty, {}
+        return list(dirty)
+
+    def stream_keys(self) -> list[str]:
+        return self.engine.stream_keys()
+
+    def stream_state_bytes(self, key: str) -> bytes | None:
+        """One stream's state as ``snapshot.plain_bytes`` (None: the engine has no such
+        stream, e.g. it was evicted)."""
+        state = self.engine.stream_state(key)
+        return None if state is None else snapshot.plain_bytes(state)
 
 
 def alert_from_event(site: str, device: str, metric: str, event: AlertEvent) -> Alert:

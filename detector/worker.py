@@ -12,7 +12,10 @@ for ``input.idle_flush_s`` (so a small broker in-flight window never stalls); wh
 write stage is busy a due batch keeps growing instead of waiting (up to
 ``influxdb.batch_size`` points), so under load writes get fewer and larger. The
 service's own counters are added as a point every ``output.stats_interval_s``; the engine
-is checkpointed every ``checkpoint.interval_s`` and soon after any alert transition.
+is checkpointed every ``checkpoint.interval_s`` and soon after any alert transition: the
+streams changed since the last checkpoint, a few at a time between batches (at most
+``CHECKPOINT_SLICE_S`` each), compressed and written by the checkpoint thread
+(``detector.checkpoint``), so no pause grows with the number of streams.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as paho
 
 from detector.acks import Batch
-from detector.checkpoint import CheckpointFile
+from detector.checkpoint import CheckpointFile, CheckpointWriter
 from detector.consumer import Intake, Received
 from detector.delivery import Delivery
 from detector.emit import Emitter
@@ -39,6 +43,9 @@ log = logging.getLogger(__name__)
 
 SERVICE_MEASUREMENT = "iotwatch_service"
 WAITING_POLL_S = 0.005  # how often a due batch looks for room in the write stage
+CHECKPOINT_SLICE_S = 0.02  # checkpoint work between two batches (a stream takes ~0.3-1 ms)
+MAX_CHECKPOINT_BACKLOG = 64 << 20  # encoded state waiting for the disk
+STOP_CHECKPOINT_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,12 @@ class Worker:
         self.last_checkpoint: float | None = None  # wall clock
         self._next_error_log = 0.0
         self._engine_errors = 0
+        # Checkpoint rounds: the streams still to write, and those the file holds.
+        self.checkpoint_writer = CheckpointWriter(checkpoints)
+        self._round: deque[str] = deque()
+        self._round_started: float | None = None
+        self._round_held = False
+        self._recorded: set[str] = checkpoints.keys()
 
     def stop(self) -> None:
         self._stop.set()
@@ -93,8 +106,10 @@ class Worker:
         cadence = self.cadence
         while not self._stop.is_set():
             batch = self._batch
-            if self._flush_waiting:
-                wait = WAITING_POLL_S  # a batch is due but the write stage is busy
+            if self._round and not self._round_held:
+                wait = 0.0  # a checkpoint round runs: its slices go between batches
+            elif self._flush_waiting or self._round:
+                wait = WAITING_POLL_S  # the write stage (or the checkpoint thread) is busy
             else:
                 wait = cadence.idle_flush_s if batch.lines or batch.tokens else 0.2
             items = self.intake.take(cadence.batch_messages, wait)
@@ -106,13 +121,14 @@ class Worker:
             if now >= self._next_stats:
                 self._add_stats()
                 self._next_stats = now + cadence.stats_interval_s
-            if now >= self._next_checkpoint:
-                self._flush()
-                self._checkpoint()
+            if self._round:
+                self._checkpoint_slice(CHECKPOINT_SLICE_S)
+            elif now >= self._next_checkpoint:
+                self._start_round(now)
         # Stopping: everything processed goes to the write stage, then the final checkpoint.
         self._add_stats()
         self._flush()
-        self._checkpoint()
+        self._final_checkpoint()
 
     # -- per batch of messages ----------------------------------------------------------------
 
@@ -248,18 +264,66 @@ class Worker:
                                                self.metrics.totals(), self._clock(),
                                                self.handler.precision))
 
-    def _checkpoint(self) -> None:
+    def _start_round(self, now: float) -> None:
+        """Begin a checkpoint: every stream changed since the last one, plus the removal
+        of streams the engine no longer has. Written in slices between batches."""
+        self._next_checkpoint = now + self.cadence.checkpoint_interval_s
+        with self.handler.lock:
+            keys = self.handler.take_dirty()
+            gone = self._recorded.difference(self.handler.stream_keys())
+        self._round.extend(keys)
+        self._round.extend(gone)
+        self._round_started = now
+        if not self._round:
+            self._round_done()
+
+    def _checkpoint_slice(self, budget_s: float | None) -> None:
+        """Encode streams of the running round for up to ``budget_s`` (None: all of them)
+        and hand them to the checkpoint thread."""
+        writer = self.checkpoint_writer
+        self._round_held = budget_s is not None and writer.backlog_bytes > MAX_CHECKPOINT_BACKLOG
+        if self._round_held:
+            return  # the disk is behind: hold on rather than pile state up in memory
+        monotonic = self._monotonic
+        deadline = monotonic() + (budget_s or 0.0)
+        round_, recorded, state_of = self._round, self._recorded, self.handler.stream_state_bytes
+        out: list[tuple[str, bytes | None]] = []
+        with self.handler.lock:
+            while round_:
+                key = round_.popleft()
+                body = state_of(key)
+                out.append((key, body))
+                if body is None:
+                    recorded.discard(key)
+                else:
+                    recorded.add(key)
+                if budget_s is not None and monotonic() >= deadline:
+                    break
+        writer.submit(out)
+        if not round_:
+            self._round_done()
+
+    def _round_done(self) -> None:
+        self.metrics.checkpoints.inc()
+        self.last_checkpoint = self._clock()
+        if self._round_started is not None:
+            log.debug("checkpoint round took %.3f s", self._monotonic() - self._round_started)
+        self._round_started = None
+
+    def _final_checkpoint(self) -> None:
+        """At a graceful stop: every changed stream, then wait until it is on disk."""
         started = self._monotonic()
-        try:
-            self.checkpoints.save(self.handler.snapshot())
-        except Exception as exc:  # keep running on the last good checkpoint
-            log.error("cannot write checkpoint %s: %s: %s", self.checkpoints.path,
-                      type(exc).__name__, exc)
+        if not self._round:
+            self._start_round(started)
         else:
-            self.metrics.checkpoints.inc()
-            self.last_checkpoint = self._clock()
-            log.debug("checkpoint written in %.3f s", self._monotonic() - started)
-        self._next_checkpoint = self._monotonic() + self.cadence.checkpoint_interval_s
+            with self.handler.lock:
+                self._round.extend(self.handler.take_dirty())
+        if self._round:
+            self._checkpoint_slice(None)
+        if not self.checkpoint_writer.close(STOP_CHECKPOINT_TIMEOUT_S):
+            log.error("checkpoint %s not written within %.0f s", self.checkpoints.path,
+                      STOP_CHECKPOINT_TIMEOUT_S)
+        log.info("final checkpoint written in %.2f s", self._monotonic() - started)
 
 
 def _raw_topic(message: paho.MQTTMessage) -> str:

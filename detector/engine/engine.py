@@ -286,15 +286,27 @@ class Engine:
 
     def snapshot(self) -> bytes:
         """Versioned bytes holding the complete state of every stream."""
-        streams = [{
+        streams = [self.stream_state(key) for key in self._streams]
+        return snapshot.encode({"engine": snapshot.VERSION, "streams": streams})
+
+    def stream_keys(self) -> list[str]:
+        """``site/device/metric`` of every stream with state, oldest first."""
+        return list(self._streams)
+
+    def stream_state(self, key: str) -> dict[str, Any] | None:
+        """One stream's part of ``snapshot`` (plain data; None for an unknown key), so a
+        checkpoint can be written a few streams at a time."""
+        s = self._streams.get(key)
+        if s is None:
+            return None
+        return {
             "site": s.site, "device": s.device, "metric": s.metric, "metrics": list(s.metrics),
             "config_id": s.config_id, "count": s.count, "last_ts": s.last_ts,
             "last_value": s.last_value, "last_score": s.last_score,
             "last_anomaly": s.last_anomaly, "last_scores": s.last_scores,
             "detectors": [d.state() for d in s.detectors],
             "calibration": s.calibrator.state(), "decision": s.machine.state_dict(),
-        } for s in self._streams.values()]
-        return snapshot.encode({"engine": snapshot.VERSION, "streams": streams})
+        }
 
     @classmethod
     def restore(cls, settings: EngineSettings, data: bytes) -> Engine:
@@ -303,8 +315,13 @@ class Engine:
         A stream whose detector settings changed since the snapshot keeps its alert state
         but starts learning afresh; its key is listed in ``reset_streams``.
         """
+        return cls.from_streams(settings, snapshot.decode(data)["streams"])
+
+    @classmethod
+    def from_streams(cls, settings: EngineSettings, streams: Any) -> Engine:
+        """``restore`` from the streams' ``stream_state`` dicts (in any grouping)."""
         engine = cls(settings)
-        for saved in snapshot.decode(data)["streams"]:
+        for saved in streams:
             site, device, metric = saved["site"], saved["device"], saved["metric"]
             if metric == DEVICE_METRIC:
                 stream = engine._new_device(site, device, tuple(saved["metrics"]))
@@ -326,4 +343,3 @@ class Engine:
             stream.last_scores = {k: float(v) for k, v in saved["last_scores"].items()}
             engine._streams[key] = stream
         return engine
-

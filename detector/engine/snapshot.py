@@ -33,7 +33,16 @@ class SnapshotError(IotwatchError):
 
 
 def encode(state: Any) -> bytes:
-    body = orjson.dumps(_to_plain(state))
+    return seal(plain_bytes(state))
+
+
+def plain_bytes(state: Any) -> bytes:
+    """The uncompressed JSON of ``state``: ``seal`` it (any thread) to get ``encode``'s bytes."""
+    return orjson.dumps(_to_plain(state))
+
+
+def seal(body: bytes) -> bytes:
+    """Magic, version and compression around ``plain_bytes`` (zlib releases the GIL)."""
     return MAGIC + bytes([VERSION]) + zlib.compress(body, 1)
 
 
