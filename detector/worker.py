@@ -85,6 +85,7 @@ class Worker:
         self._next_stats = now  # report at once: the first write shows the sink works
         self._next_checkpoint = now + cadence.checkpoint_interval_s
         self.last_checkpoint: float | None = None  # wall clock
+        self.longest_pause = 0.0  # seconds, see Metrics.longest_pause
         self._next_error_log = 0.0
         self._engine_errors = 0
         # Checkpoint rounds: the streams still to write, and those the file holds.
@@ -116,6 +117,7 @@ class Worker:
             if items:
                 self.process(items)
             now = self._monotonic()
+            between = now
             if self._due_to_flush(now, idle=not items):
                 self._flush()
             if now >= self._next_stats:
@@ -125,6 +127,10 @@ class Worker:
                 self._checkpoint_slice(CHECKPOINT_SLICE_S)
             elif now >= self._next_checkpoint:
                 self._start_round(now)
+            pause = self._monotonic() - between
+            if pause > self.longest_pause:  # what readings waited for besides processing
+                self.longest_pause = pause
+                self.metrics.longest_pause.set(pause)
         # Stopping: everything processed goes to the write stage, then the final checkpoint.
         self._add_stats()
         self._flush()

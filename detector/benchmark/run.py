@@ -94,6 +94,7 @@ def run_bench(options: BenchOptions, workdir: Path, progress: Progress) -> dict[
         "latency_rate_msgs_per_s": detector["latency_rate"],
         "bytes_per_stream": detector["bytes_per_stream"],
         "cpu_us_per_msg": detector["cpu_us_per_msg"],
+        "longest_pause_ms": detector["longest_pause_ms"],
         "published": detector["published"], "stored": detector["stored"],
         "load_average": {"start": [round(x, 2) for x in started_load],
                          "end": [round(x, 2) for x in os.getloadavg()]},
@@ -222,11 +223,14 @@ class _Detector:
             return False
 
     def acks(self) -> float:
+        return self.metric("iotwatch_detector_acks_total") or 0.0
+
+    def metric(self, name: str) -> float | None:
         with urllib.request.urlopen(self.url + "/metrics", timeout=10) as answer:
             for line in answer.read().decode().splitlines():
-                if line.startswith("iotwatch_detector_acks_total "):
+                if line.startswith(name + " "):
                     return float(line.split()[-1])
-        return 0.0
+        return None
 
     def wait_acked(self, total: int, progress: Progress, what: str) -> list[tuple[float, float]]:
         """Poll the ack counter until ``total``; return the (time, acks) samples."""
@@ -295,7 +299,9 @@ def _detector(group: ProcessGroup, workdir: Path, broker: DemoBroker, store, loa
     finally:
         poller.close()
     stored = _count(store.url, store.database)
-    return {"msgs_per_s": rate, "offered_msgs_per_s": offered["msgs_per_s"],
+    pause = detector.metric("iotwatch_detector_longest_pause_seconds")
+    return {"longest_pause_ms": None if pause is None else round(pause * 1000, 1),
+            "msgs_per_s": rate, "offered_msgs_per_s": offered["msgs_per_s"],
             "published": warm_count + count + latency_count,
             "cpu_us_per_msg": round(cpu / count * 1e6, 1), "bytes_per_stream": bytes_per_stream,
             "latency_rate": latency_rate, "latency_ms": _percentiles(poller.latencies),
