@@ -3,7 +3,7 @@
     MQTT (QoS 1, persistent session, manual acks)
       -> bounded intake (paho thread)          consumer.Intake
       -> parse, score, learn, decide (worker)  worker.Worker + handler.MessageHandler
-           -> alerts, alert state, dead letters on MQTT    emit.Emitter
+           -> alerts, alert state, dead letters on MQTT    emit.Emitter (own connection)
            -> batches of line protocol
       -> write or spool (delivery thread)      delivery.Delivery, sink, spool.Spool
       -> acknowledge to the broker             acks.Acker
@@ -74,7 +74,13 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     client = make_client(mqtt, SERVICE, persistent=True, manual_ack=True,
                          subscriptions=subscriptions, on_connected=intake.on_connected)
     intake.attach(client)
-    emitter = Emitter(client, topics, section.output.alert_state_on_resolve)
+    # Alerts and dead letters go out on a connection of their own: their PUBACKs (which
+    # the readings' acks wait for) must not queue at the broker behind a backlog of
+    # readings on the input connection (seen: acks stalled ~40 s at the first alerts).
+    publisher = make_client(mqtt, SERVICE, persistent=True,
+                            client_id=f"{mqtt.client_id or 'iotwatch-' + SERVICE}-out")
+    publisher.will_clear()  # the input connection carries the service's last will
+    emitter = Emitter(publisher, topics, section.output.alert_state_on_resolve)
 
     # Points out: sink, spool, acks.
     spool = Spool(section.spool.dir, section.spool.max_bytes, section.spool.segment_bytes)
@@ -120,6 +126,7 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
                                 daemon=True)]
     for thread in threads:
         thread.start()
+    connect(publisher, mqtt)
     connect(client, mqtt)
     for alert in stale:
         log.warning("closing %s alert %s: %s", alert.metric, alert.fingerprint,
@@ -147,6 +154,8 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     offline.wait_for_publish(5.0)
     client.disconnect()
     client.loop_stop()
+    publisher.disconnect()
+    publisher.loop_stop()
     if server is not None:
         server.close()
     delivery.writer.close()
