@@ -82,10 +82,11 @@ class Metrics:
         self.mqtt_connected = gauge("mqtt_connected", "1 while connected to the broker")
         self.sink_writable = gauge("sink_writable", "1 while the last write succeeded")
         self.checkpoint_age = gauge("checkpoint_age_seconds", "seconds since the last checkpoint")
-        self.longest_pause = gauge(
-            "longest_pause_seconds",
-            "longest stretch since start the processing thread spent between two batches "
-            "(checkpoint slices, waiting for the write stage, statistics)")
+        self.longest_pause = Gauge(
+            "iotwatch_detector_longest_pause_seconds",
+            "longest stretch since start the processing thread spent away from processing, "
+            "by kind: checkpoint (one slice), write_stage (handing a batch over)",
+            ("kind",), registry=registry)
         self._totals = {"readings_in": 0, "rejected": 0, "points_written": 0,
                         "alerts_fired": 0, "alerts_resolved": 0}
         self._spool_depth: Callable[[], int] = lambda: 0

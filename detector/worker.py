@@ -85,7 +85,7 @@ class Worker:
         self._next_stats = now  # report at once: the first write shows the sink works
         self._next_checkpoint = now + cadence.checkpoint_interval_s
         self.last_checkpoint: float | None = None  # wall clock
-        self.longest_pause = 0.0  # seconds, see Metrics.longest_pause
+        self.longest_pause: dict[str, float] = {}  # kind -> seconds, see Metrics.longest_pause
         self._next_error_log = 0.0
         self._engine_errors = 0
         # Checkpoint rounds: the streams still to write, and those the file holds.
@@ -117,20 +117,18 @@ class Worker:
             if items:
                 self.process(items)
             now = self._monotonic()
-            between = now
             if self._due_to_flush(now, idle=not items):
                 self._flush()
+                self._note_pause("write_stage", now)
             if now >= self._next_stats:
                 self._add_stats()
                 self._next_stats = now + cadence.stats_interval_s
             if self._round:
+                started = self._monotonic()
                 self._checkpoint_slice(CHECKPOINT_SLICE_S)
+                self._note_pause("checkpoint", started)
             elif now >= self._next_checkpoint:
                 self._start_round(now)
-            pause = self._monotonic() - between
-            if pause > self.longest_pause:  # what readings waited for besides processing
-                self.longest_pause = pause
-                self.metrics.longest_pause.set(pause)
         # Stopping: everything processed goes to the write stage, then the final checkpoint.
         self._add_stats()
         self._flush()
@@ -269,6 +267,13 @@ class Worker:
         self._batch.lines.append(counters_line(SERVICE_MEASUREMENT, {"service": "detector"},
                                                self.metrics.totals(), self._clock(),
                                                self.handler.precision))
+
+    def _note_pause(self, kind: str, started: float) -> None:
+        """Keep the longest time readings waited for something other than processing."""
+        pause = self._monotonic() - started
+        if pause > self.longest_pause.get(kind, 0.0):
+            self.longest_pause[kind] = pause
+            self.metrics.longest_pause.labels(kind).set(pause)
 
     def _start_round(self, now: float) -> None:
         """Begin a checkpoint: every stream changed since the last one, plus the removal

@@ -226,11 +226,17 @@ class _Detector:
         return self.metric("iotwatch_detector_acks_total") or 0.0
 
     def metric(self, name: str) -> float | None:
+        return self.series(name).get(name)
+
+    def series(self, name: str) -> dict[str, float]:
+        """Every sample of metric ``name`` (labels included in the key)."""
+        found = {}
         with urllib.request.urlopen(self.url + "/metrics", timeout=10) as answer:
             for line in answer.read().decode().splitlines():
-                if line.startswith(name + " "):
-                    return float(line.split()[-1])
-        return None
+                if line.startswith((name + " ", name + "{")):
+                    key, _, value = line.rpartition(" ")
+                    found[key] = float(value)
+        return found
 
     def wait_acked(self, total: int, progress: Progress, what: str) -> list[tuple[float, float]]:
         """Poll the ack counter until ``total``; return the (time, acks) samples."""
@@ -299,8 +305,9 @@ def _detector(group: ProcessGroup, workdir: Path, broker: DemoBroker, store, loa
     finally:
         poller.close()
     stored = _count(store.url, store.database)
-    pause = detector.metric("iotwatch_detector_longest_pause_seconds")
-    return {"longest_pause_ms": None if pause is None else round(pause * 1000, 1),
+    pauses = detector.series("iotwatch_detector_longest_pause_seconds")
+    return {"longest_pause_ms": {key.split('"')[1]: round(value * 1000, 1)
+                                 for key, value in pauses.items() if '"' in key} or None,
             "msgs_per_s": rate, "offered_msgs_per_s": offered["msgs_per_s"],
             "published": warm_count + count + latency_count,
             "cpu_us_per_msg": round(cpu / count * 1e6, 1), "bytes_per_stream": bytes_per_stream,
