@@ -14,9 +14,10 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    # The healthcheck asks the service's own /health; compose puts every service's HTTP
-    # server on this port (IOTWATCH__HTTP__HOST/PORT), override when you change it.
-    IOTWATCH_HEALTH_URL=http://127.0.0.1:8080/health
+    # The healthcheck asks the service's own liveness (/health/live: threads running; an
+    # outage only fails /health/ready); compose puts every service's HTTP server on this
+    # port (IOTWATCH__HTTP__HOST/PORT), override when you change it.
+    IOTWATCH_HEALTH_URL=http://127.0.0.1:8080/health/live
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/iotwatch iotwatch
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels

@@ -1,6 +1,9 @@
 """The HTTP API: health, metrics, active alerts, silences and deliveries.
 
-- ``GET /health``: 200 while the service runs and is connected to the broker, else 503.
+- ``GET /health`` (and ``/health/ready``): readiness, 200 while the service runs and is
+  connected to the broker, else 503.
+- ``GET /health/live``: liveness, 200 while its dispatch and delivery threads run, else
+  503: restart on this one (a broker outage only makes it unready).
 - ``GET /metrics``: Prometheus exposition.
 - ``GET /alerts``: alerts held now, with the receivers they route to and what mutes them.
 - ``GET /silences``; ``POST /silences`` with ``{"matchers": ["site=plant-2"],
@@ -37,9 +40,11 @@ class Api:
                  active: ActiveAlerts, silences: Silences, silence_store: SilenceStore,
                  dispatcher: Dispatcher, inhibitor: Inhibitor, outbox: Outbox,
                  clock: Callable[[], float],
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 live: Callable[[], tuple[bool, dict[str, Any]]] | None = None) -> None:
         self.metrics = metrics
         self.healthy = healthy
+        self.live = live
         self.active = active
         self.silences = silences
         self.silence_store = silence_store
@@ -52,6 +57,8 @@ class Api:
     def routes(self) -> dict[tuple[str, str], Handler]:
         return {
             ("GET", "/health"): self.health,
+            ("GET", "/health/ready"): self.health,
+            ("GET", "/health/live"): self.liveness,
             ("GET", "/metrics"): lambda _request: Response.metrics(self.metrics.registry),
             ("GET", "/alerts"): self.alerts,
             ("GET", "/silences"): self.list_silences,
@@ -63,6 +70,10 @@ class Api:
     def health(self, _request: Request) -> Response:
         status = self.healthy()
         return Response.json(status, 200 if status.get("status") == "ok" else 503)
+
+    def liveness(self, _request: Request) -> Response:
+        ok, body = self.live() if self.live is not None else (True, {"status": "ok"})
+        return Response.json(body, 200 if ok else 503)
 
     def alerts(self, _request: Request) -> Response:
         now = self.clock()

@@ -29,6 +29,7 @@ from alerting.store import AlertStore, Database, NotificationLog, SilenceStore
 from alerting.templates import LinkTemplate
 from iotwatch.contracts import Alert
 from iotwatch.httpserver import serve
+from iotwatch.liveness import Vital, check_liveness
 from iotwatch.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -115,14 +116,18 @@ def run(config: AlertingFile, stop: threading.Event | None = None) -> int:
                 "alerts": active.counts(), "outbox": depth,
                 "targets": sorted(t.name for t in workers)}
 
+    def live() -> tuple[bool, dict]:
+        return check_liveness([Vital("dispatch", dispatcher.thread)]
+                              + [Vital(f"deliver-{t.name}", w.thread) for t, w in workers.items()])
+
     api = Api(metrics=metrics, healthy=health, active=active, silences=silences,
               silence_store=silence_store, dispatcher=dispatcher, inhibitor=inhibitor,
-              outbox=outbox, clock=clock)
+              outbox=outbox, clock=clock, live=live)
     server = serve(config.http.host, config.http.port, api.routes()) \
         if config.http.enabled else None
     if server is not None:
-        log.info("alerting: HTTP API on http://%s:%s (/health, /metrics, /alerts, /silences, "
-                 "/deliveries)", server.host, server.port)
+        log.info("alerting: HTTP API on http://%s:%s (/health, /health/live, /health/ready, "
+                 "/metrics, /alerts, /silences, /deliveries)", server.host, server.port)
 
     _on_signals(stop)
     for worker in workers.values():

@@ -93,6 +93,11 @@ class DeliveryWorker:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def thread(self) -> threading.Thread:
+        """For ``/health/live``."""
+        return self._thread
+
     def wake(self) -> None:
         """Something new is in the outbox for this target."""
         self._wake.set()

@@ -37,6 +37,11 @@ class Dispatcher:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def thread(self) -> threading.Thread:
+        """For ``/health/live``."""
+        return self._thread
+
     def stop(self, timeout: float = 10.0) -> None:
         with self._cond:
             self._stopping = True

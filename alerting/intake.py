@@ -5,12 +5,16 @@ stream is the topic's, stores the alert in SQLite (durable on return) and hands 
 ``MqttIntake`` acknowledges the message (PUBACK) only after ``handle`` returned: a crash
 before that leaves the message with the broker, which sends it again to our persistent
 session. Invalid messages are counted, logged, dead-lettered and acknowledged; a message
-that could not be stored is left unacknowledged and never crashes the service.
+that could not be stored is left unacknowledged and never crashes the service. Anything
+else raised while handling one message is a bug: that message is dead-lettered as
+``internal_error`` with the exception's text, counted and acknowledged (redelivering it
+would only fail again).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +23,7 @@ import paho.mqtt.client as paho
 
 from alerting.active import ActiveAlerts
 from alerting.metrics import Metrics
-from alerting.store import AlertStore
+from alerting.store import AlertStore, StoreError
 from iotwatch.config import MqttSettings
 from iotwatch.contracts import Alert, DeadLetter, Reason, Rejected
 from iotwatch.mqtt import connect, make_client, publish_status
@@ -29,6 +33,8 @@ from iotwatch.topics import Topics
 log = logging.getLogger(__name__)
 
 SERVICE = "alerting"
+# The database failing: the message stays with the broker for a later try.
+STORAGE_ERRORS = (sqlite3.Error, StoreError, OSError)
 
 
 class Intake:
@@ -119,15 +125,24 @@ class MqttIntake:
     def _on_message(self, client: paho.Client, _userdata, message: paho.MQTTMessage) -> None:
         payload = bytes(message.payload)
         try:
-            rejected = self.intake.handle(message.topic, payload)
-        except Exception:  # storage trouble: the broker keeps the message for a later try
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = repr(message._topic)[2:-1]  # noqa: SLF001 - paho has no raw accessor
+        try:
+            rejected = self.intake.handle(topic, payload)
+        except STORAGE_ERRORS:  # the broker keeps the message for a later try
             self.intake.metrics.store_errors.inc()
             log.exception("could not store the alert from %s; it stays unacknowledged and the "
-                          "broker sends it again after a reconnect", message.topic)
+                          "broker sends it again after a reconnect", topic[:200])
             return
+        except Exception as exc:  # a bug on one message: dead-letter it, never a crash loop
+            log.exception("handling the alert from %s failed; dead-lettered as %s",
+                          topic[:200], Reason.INTERNAL_ERROR.value)
+            self.intake.metrics.rejected.labels(Reason.INTERNAL_ERROR.value).inc()
+            rejected = Rejected(Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:1000])
         if rejected is not None:
-            log.warning("rejected alert message on %s: %s", message.topic[:200], rejected)
-            letter = DeadLetter(SERVICE, message.topic, rejected.reason.value, rejected.detail,
+            log.warning("rejected alert message on %s: %s", topic[:200], rejected)
+            letter = DeadLetter(SERVICE, topic, rejected.reason.value, rejected.detail,
                                 payload, time.time())
             client.publish(self.topics.deadletter(SERVICE), letter.to_payload(), qos=1)
         client.ack(message.mid, message.qos)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import sqlite3
 import threading
 from collections.abc import Collection, Iterable, Iterator
@@ -34,8 +35,10 @@ from alerting.dedup import LogEntry
 from alerting.notification import Target
 from alerting.silences import Silence
 from iotwatch import IotwatchError
-from iotwatch.contracts import Alert
+from iotwatch.contracts import Alert, Rejected
 from iotwatch.parse import parse_alert
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -159,8 +162,18 @@ class AlertStore:
                              [(a.fingerprint, a.ts) for a in resolved])
 
     def load(self) -> list[Alert]:
-        rows = self.db.query("SELECT payload FROM alerts ORDER BY received_at")
-        return [parse_alert(bytes(payload)) for (payload,) in rows]
+        """The stored alerts; one an older version stored but that no longer parses (e.g. a
+        time beyond the year 9999) is logged and deleted rather than failing every start."""
+        alerts = []
+        rows = self.db.query("SELECT fingerprint, payload FROM alerts ORDER BY received_at")
+        for fingerprint, payload in rows:
+            try:
+                alerts.append(parse_alert(bytes(payload)))
+            except Rejected as exc:
+                log.error("stored alert %s is invalid (%s); deleted", fingerprint, exc.detail)
+                with self.db.transaction() as conn:
+                    conn.execute("DELETE FROM alerts WHERE fingerprint = ?", (fingerprint,))
+        return alerts
 
 
 class NotificationLog:

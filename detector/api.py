@@ -1,9 +1,12 @@
 """The detector's HTTP endpoints (served by ``iotwatch.httpserver``).
 
-- ``GET /health``: 200 when the broker is connected and the sink writable, else 503;
-  JSON either way, with the reasons, spool depth and backlog. ``status`` is "ok",
-  "unavailable", or "degraded" (503 too) when the service runs but loses readings
-  (sequence gaps above ``detector.sequence.max_gap_rate``).
+- ``GET /health`` (and ``/health/ready``): readiness, 200 when the broker is connected
+  and the sink writable, else 503; JSON either way, with the reasons, warnings (e.g.
+  the stream limit), spool depth and backlog. ``status`` is "ok", "unavailable", or
+  "degraded" (503 too) when the service runs but loses readings (sequence gaps above
+  ``detector.sequence.max_gap_rate``).
+- ``GET /health/live``: liveness, 200 while the processing and write threads run and
+  their loops turn, else 503: restart on this one; an outage only makes it unready.
 - ``GET /metrics``: Prometheus text format.
 - ``GET /streams``: what the engine holds per stream (``?match=+/+/temperature`` filters).
 - ``POST /predict``: scores a reading against the live stream model without learning it.
@@ -34,13 +37,18 @@ Health = Callable[[], tuple[bool, dict[str, Any]]]
 
 def routes(handler: MessageHandler, parser: ReadingParser, topics: Topics, health: Health,
            exposition: Callable[[], bytes],
-           clock: Callable[[], float] = time.time) -> dict[tuple[str, str], Handler]:
+           clock: Callable[[], float] = time.time, *,
+           live: Health | None = None) -> dict[tuple[str, str], Handler]:
     """The route table for ``iotwatch.httpserver.serve``."""
 
     def get_health(_request: Request) -> Response:
         ok, body = health()
         status = "ok" if ok else body.pop("status", "unavailable")
         return Response.json({**body, "status": status}, 200 if ok else 503)
+
+    def get_live(_request: Request) -> Response:
+        ok, body = live() if live is not None else (True, {"status": "ok"})
+        return Response.json(body, 200 if ok else 503)
 
     def get_metrics(_request: Request) -> Response:
         return Response(200, exposition(), CONTENT_TYPE_LATEST)
@@ -60,7 +68,8 @@ def routes(handler: MessageHandler, parser: ReadingParser, topics: Topics, healt
             return Response.json({"error": exc.reason.value, "detail": exc.detail}, 400)
         return Response.json({"results": handler.peek(readings)})
 
-    return {("GET", "/health"): get_health, ("GET", "/metrics"): get_metrics,
+    return {("GET", "/health"): get_health, ("GET", "/health/ready"): get_health,
+            ("GET", "/health/live"): get_live, ("GET", "/metrics"): get_metrics,
             ("GET", "/streams"): get_streams, ("POST", "/predict"): post_predict}
 
 

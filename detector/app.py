@@ -3,6 +3,7 @@
     MQTT (QoS 1, persistent session, manual acks)
       -> bounded intake (paho thread)          consumer.Intake
       -> parse, score, learn, decide (worker)  worker.Worker + handler.MessageHandler
+           (new streams within limits, idle ones evicted to disk)  streamlimit.StreamGate
            -> alerts, alert state, dead letters on MQTT    emit.Emitter (own connection)
            -> batches of line protocol
       -> write or spool (delivery thread)      delivery.Delivery, sink, spool.Spool
@@ -34,8 +35,10 @@ from detector.reconcile import read_retained_alerts, stale_alerts
 from detector.sequence import LIKELY_CAUSE, SequenceTracker
 from detector.sink import make_writer
 from detector.spool import Spool
+from detector.streamlimit import StreamGate, store_beside
 from detector.worker import Cadence, Worker
 from iotwatch.httpserver import serve
+from iotwatch.liveness import Vital, check_liveness
 from iotwatch.mqtt import connect, make_client, publish_status
 from iotwatch.parse import ReadingParser
 from iotwatch.topics import Topics
@@ -57,11 +60,14 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     checkpoints = CheckpointFile(section.checkpoint.path)
     engine = _restore(checkpoints, section)
     sequences = _sequence_tracker(section.sequence, metrics)
+    # Bounds on the streams held; idle ones are evicted to disk beside the checkpoint.
+    gate = StreamGate(section.limits.stream_limits(), store_beside(checkpoints.path), metrics)
+    gate.adopt(engine, time.time())
     handler = MessageHandler(engine, ReadingParser(topics, section.limits.parse_limits()),
                              measurement=influx.measurement,
                              alert_measurement=influx.alert_measurement,
                              device_points=section.output.device_points,
-                             precision=influx.precision, sequences=sequences)
+                             precision=influx.precision, sequences=sequences, gate=gate)
 
     # Alerts that fired after that checkpoint: the retained alert states tell.
     retained = read_retained_alerts(mqtt, topics.alert_state_filter)
@@ -107,9 +113,11 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
         # Running but losing readings (seq gaps): "degraded", with the reason.
         degraded = [sequences.reason()] if sequences is not None and sequences.degraded else []
         spooled = delivery.spool_state
+        warnings = [w for w in (gate.warning(time.time()),) if w is not None]
         return not (problems or degraded), {
             "status": "unavailable" if problems else "degraded", "problems": problems + degraded,
-            "mqtt_connected": intake.connected, "sink": delivery.writer.description,
+            "warnings": warnings, "mqtt_connected": intake.connected,
+            "sink": delivery.writer.description,
             "sink_writable": bool(delivery.writable), "spool_points": spooled.points,
             "spool_batches": spooled.batches, "queue_depth": len(intake),
             "unacked": acker.pending, "streams": handler.stream_count(),
@@ -126,6 +134,11 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
                                 daemon=True)]
     for thread in threads:
         thread.start()
+
+    def live() -> tuple[bool, dict[str, Any]]:
+        return check_liveness([Vital("delivery", threads[0], delivery.heartbeat),
+                               Vital("worker", threads[1], worker.heartbeat)],
+                              stopping=bool(failed))
     connect(publisher, mqtt)
     connect(client, mqtt)
     for alert in stale:
@@ -135,8 +148,9 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     server = None
     if config.http.enabled:
         server = serve(config.http.host, config.http.port,
-                       routes(handler, handler.parser, topics, health, exposition))
-        log.info("http on %s:%s (/health /metrics /streams /predict)", server.host, server.port)
+                       routes(handler, handler.parser, topics, health, exposition, live=live))
+        log.info("http on %s:%s (/health /health/live /health/ready /metrics /streams "
+                 "/predict)", server.host, server.port)
     log.info("detector running: %d streams restored, writing to %s", handler.stream_count(),
              delivery.writer.description)
 

@@ -33,7 +33,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +204,19 @@ class CheckpointFile:
             os.fsync(handle.fileno())
         self._torn = 0
 
+    def save(self, data: bytes) -> None:
+        """Replace the file with ``data`` as it is (write, fsync, rename, fsync directory):
+        for files of one whole snapshot, e.g. an evicted stream (``detector.streamstore``)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+        _fsync_directory(self.path.parent)
+        self._scanned = False
+
     def set_aside(self, clock=time.time) -> Path:
         """Move an unreadable checkpoint out of the way (kept for inspection)."""
         target = self.path.with_name(f"{self.path.name}.unreadable-{int(clock())}")
@@ -223,7 +236,7 @@ class CheckpointWriter:
 
     def __init__(self, store: CheckpointFile) -> None:
         self.store = store
-        self._pending: list[list[tuple[str, bytes | None]]] = []
+        self._pending: list[Any] = []  # groups of records, or actions to run after them
         self._cond = threading.Condition()
         self.backlog_bytes = 0
         self._busy = False
@@ -241,6 +254,12 @@ class CheckpointWriter:
         with self._cond:
             self._pending.append(plain)
             self.backlog_bytes += size
+            self._cond.notify_all()
+
+    def then(self, action: Callable[[], object]) -> None:
+        """Run ``action`` (on this thread) once everything submitted so far is on disk."""
+        with self._cond:
+            self._pending.append(action)
             self._cond.notify_all()
 
     def wait_idle(self, timeout_s: float | None = None) -> bool:
@@ -271,17 +290,23 @@ class CheckpointWriter:
                     return
                 groups, self._pending = self._pending, []
                 self._busy = True
-            size = sum(len(body or b"") for group in groups for _key, body in group)
+            records = [group for group in groups if not callable(group)]
+            size = sum(len(body or b"") for group in records for _key, body in group)
             try:
-                records = [(key, None if body is None else snapshot.seal(body))
-                           for group in groups for key, body in group]
-                self.store.append(records)
+                self.store.append([(key, None if body is None else snapshot.seal(body))
+                                   for group in records for key, body in group])
             except Exception as exc:  # keep running on the last good records
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.error("cannot write checkpoint %s: %s", self.store.path, self.error)
             else:
                 self.error = None
-                self.written += len(groups)
+                self.written += len(records)
+                for action in groups:
+                    if callable(action):
+                        try:
+                            action()
+                        except Exception:
+                            log.exception("after a checkpoint")
             with self._cond:
                 self._busy = False
                 self.backlog_bytes -= size

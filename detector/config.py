@@ -21,10 +21,12 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from detector.engine.settings import EngineSettings
+from detector.streamlimit import StreamLimits
 from iotwatch.config import HttpSettings, InfluxSettings, LogSettings, MqttSettings, StrictModel
 from iotwatch.parse import ParseLimits
 
 _DEFAULT_LIMITS = ParseLimits()
+_DEFAULT_STREAMS = StreamLimits()
 
 
 class InputSettings(StrictModel):
@@ -60,10 +62,23 @@ class LimitsSettings(StrictModel):
     max_metrics: int = Field(default=_DEFAULT_LIMITS.max_metrics, ge=1, le=1024)
     max_future_s: float = Field(default=_DEFAULT_LIMITS.max_future_s, ge=0)
     min_epoch_s: float = Field(default=_DEFAULT_LIMITS.min_epoch_s, ge=0)
+    # Streams (site/device/metric) held in memory at most, and new ones accepted a minute;
+    # beyond, messages of new streams are dead-lettered as stream_limit.
+    max_streams: int = Field(default=_DEFAULT_STREAMS.max_streams, ge=1, le=10_000_000)
+    max_new_streams_per_minute: int = Field(default=_DEFAULT_STREAMS.max_new_per_minute,
+                                            ge=1, le=10_000_000)
+    # A stream without readings for this long is saved beside the checkpoint and dropped
+    # from memory (when room is needed, and by a sweep once a minute); loaded back exactly
+    # when it returns.
+    evict_idle_s: float = Field(default=_DEFAULT_STREAMS.evict_idle_s, ge=1)
 
     def parse_limits(self) -> ParseLimits:
         return ParseLimits(self.max_payload_bytes, self.max_metrics, self.max_future_s,
                            self.min_epoch_s)
+
+    def stream_limits(self) -> StreamLimits:
+        return StreamLimits(self.max_streams, self.max_new_streams_per_minute,
+                            self.evict_idle_s)
 
 
 class OutputSettings(StrictModel):

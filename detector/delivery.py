@@ -28,6 +28,7 @@ from detector.acks import Acker, Batch
 from detector.metrics import Metrics
 from detector.sink import RejectedWriteError, RetryableWriteError, Writer
 from detector.spool import Spool
+from iotwatch.liveness import Heartbeat
 from iotwatch.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Delivery:
         self.last_error = ""
         self.spool_state = SpoolState()
         self._update_spool_state()
+        self.heartbeat = Heartbeat(monotonic)  # for /health/live
 
     # -- used by other threads ---------------------------------------------------------------
 
@@ -101,6 +103,7 @@ class Delivery:
 
     def run(self) -> None:
         while True:
+            self.heartbeat.beat()
             batch = self._next_batch()
             if batch is not None:
                 self._deliver(batch)

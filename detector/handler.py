@@ -1,7 +1,9 @@
 """One MQTT message in; its points, alerts and rejection out. No I/O, no clock.
 
 The handler owns the engine: every use of it (learning here, ``/streams`` and
-``/predict`` from HTTP threads, snapshots) goes through ``lock``.
+``/predict`` from HTTP threads, snapshots) goes through ``lock``. An optional ``gate``
+(``detector.streamlimit``, the service's) decides first whether a message's streams may
+exist; it is the one part that touches disk (evicted streams).
 
 >>> from detector.engine import Engine, EngineSettings
 >>> from iotwatch.parse import ReadingParser
@@ -31,6 +33,7 @@ from detector.lineprotocol import (
     timestamp,
 )
 from detector.sequence import SequenceTracker
+from detector.streamlimit import StreamGate
 from iotwatch.contracts import Alert, Reading, Rejected
 from iotwatch.parse import ReadingParser
 
@@ -52,10 +55,12 @@ class MessageHandler:
 
     def __init__(self, engine: Engine, parser: ReadingParser, *, measurement: str = "readings",
                  alert_measurement: str = "alerts", device_points: bool = True,
-                 precision: str = "us", sequences: SequenceTracker | None = None) -> None:
+                 precision: str = "us", sequences: SequenceTracker | None = None,
+                 gate: StreamGate | None = None) -> None:
         self.engine = engine
         self.sequences = sequences
         self.parser = parser
+        self.gate = gate
         self.lock = threading.Lock()
         self._series = SeriesKeys(measurement)
         self._alert_measurement = alert_measurement
@@ -83,6 +88,10 @@ class MessageHandler:
             readings = self.parser.parse(topic, payload, received_at)
         except Rejected as rejected:
             return rejected
+        if self.gate is not None:
+            refused = self.gate.admit(self.engine, readings, received_at)
+            if refused is not None:
+                return refused
         done.readings += len(readings)
         done.reading_ts = readings[0].ts
         lines = done.lines
@@ -214,6 +223,13 @@ class MessageHandler:
         stream, e.g. it was evicted)."""
         state = self.engine.stream_state(key)
         return None if state is None else snapshot.plain_bytes(state)
+
+    def checkpointed(self, keys: set[str] | None = None) -> None:
+        """The records of ``keys`` (default: every stream) are on disk: the evicted copies
+        of those can go."""
+        if self.gate is not None:
+            with self.lock:
+                self.gate.checkpointed(self.engine, keys)
 
 
 def alert_from_event(site: str, device: str, metric: str, event: AlertEvent) -> Alert:

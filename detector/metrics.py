@@ -57,6 +57,10 @@ class Metrics:
         self.checkpoints = counter("checkpoints", "engine checkpoints written")
         self.engine_errors = counter("engine_errors",
                                      "readings the engine failed on (stored without scores)")
+        self.streams_evicted = counter("streams_evicted",
+                                       "idle streams saved to disk and dropped from memory")
+        self.streams_restored = counter("streams_restored",
+                                        "evicted streams loaded from disk when they came back")
         self.write_latency = Histogram("iotwatch_detector_write_seconds",
                                        "time of one write request to the sink",
                                        buckets=LATENCY_BUCKETS, registry=registry)
@@ -72,6 +76,10 @@ class Metrics:
         self.reading_age = gauge("reading_age_seconds",
                                  "arrival time minus the reading's own timestamp, last reading")
         self.streams = gauge("streams", "streams the engine keeps state for")
+        self.stream_limit = gauge("stream_limit", "streams held in memory at most "
+                                  "(limits.max_streams)")
+        self.streams_on_disk = gauge("streams_on_disk",
+                                     "evicted streams whose state waits on disk")
         self.queue_depth = gauge("queue_depth", "messages received but not processed yet")
         self.unacked = gauge("unacked_messages", "messages processed but not acknowledged yet")
         self.spool_points = gauge("spool_points", "points waiting in the spool")

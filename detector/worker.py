@@ -38,6 +38,7 @@ from detector.handler import Handled, MessageHandler
 from detector.lineprotocol import counters_line
 from detector.metrics import Metrics
 from iotwatch.contracts import Reason, Rejected
+from iotwatch.liveness import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,14 @@ class Worker:
         self.longest_pause: dict[str, float] = {}  # kind -> seconds, see Metrics.longest_pause
         self._next_error_log = 0.0
         self._engine_errors = 0
-        # Checkpoint rounds: the streams still to write, and those the file holds.
+        self._internal_errors = 0
+        self._next_internal_log = 0.0
+        self.heartbeat = Heartbeat(monotonic)  # for /health/live
+        # Checkpoint rounds: the streams still to write, those written this round, and
+        # those the file holds.
         self.checkpoint_writer = CheckpointWriter(checkpoints)
         self._round: deque[str] = deque()
+        self._round_keys: set[str] = set()
         self._round_started: float | None = None
         self._round_held = False
         self._recorded: set[str] = checkpoints.keys()
@@ -106,6 +112,7 @@ class Worker:
     def run(self) -> None:
         cadence = self.cadence
         while not self._stop.is_set():
+            self.heartbeat.beat()
             batch = self._batch
             if self._round and not self._round_held:
                 wait = 0.0  # a checkpoint round runs: its slices go between batches
@@ -216,8 +223,12 @@ class Worker:
             topic = message.topic
         except UnicodeDecodeError:
             topic = _raw_topic(message)
-        log.exception("handling a message on %s failed; dead-lettered as %s", topic[:200],
-                      Reason.INTERNAL_ERROR.value)
+        self._internal_errors += 1
+        now = self._monotonic()
+        if now >= self._next_internal_log:  # a traceback a minute: the same bug may repeat
+            self._next_internal_log = now + 60.0
+            log.exception("handling a message on %s failed; dead-lettered as %s (%d so far)",
+                          topic[:200], Reason.INTERNAL_ERROR.value, self._internal_errors)
         try:
             self._dead_letter(topic, bytes(message.payload), Reason.INTERNAL_ERROR, detail,
                               received_at)
@@ -258,7 +269,8 @@ class Worker:
         self._batch = self._new_batch()
         self._flush_waiting = False
         self.metrics.messages.inc(batch.messages)
-        self.delivery.submit(batch)
+        with self.heartbeat.waiting():  # back-pressure: the write stage answers for us
+            self.delivery.submit(batch)
 
     def _new_batch(self) -> Batch:
         return Batch(created=self._clock(), started=self._monotonic())
@@ -310,11 +322,15 @@ class Worker:
                     recorded.add(key)
                 if budget_s is not None and monotonic() >= deadline:
                     break
+        self._round_keys.update(key for key, _body in out)
         writer.submit(out)
         if not round_:
             self._round_done()
 
     def _round_done(self) -> None:
+        # Once the round is on disk, evicted copies of the streams it holds can go.
+        keys, self._round_keys = self._round_keys, set()
+        self.checkpoint_writer.then(lambda: self.handler.checkpointed(keys))
         self.metrics.checkpoints.inc()
         self.last_checkpoint = self._clock()
         if self._round_started is not None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import UnionType
@@ -32,10 +31,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from iotwatch import IotwatchError
+from iotwatch.topics import SEGMENT  # re-exported: topic levels, one definition
 
 ENV_PREFIX = "IOTWATCH__"
+MAX_DEPTH = 50  # levels of nesting a configuration may have
 SECRET_KEYS = frozenset({"password", "token", "secret"})
-SEGMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -161,10 +161,15 @@ def load_config(path: str | os.PathLike[str], model: type[M] | None = None,
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"cannot read file: {exc.strerror}"], source) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text: {exc}"], source) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([f"not valid YAML: {exc}"], source) from exc
+    except RecursionError:
+        raise ConfigError([f"not usable YAML: nested more than {MAX_DEPTH} levels deep"],
+                          source) from None
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError([f"top level must be a mapping of sections, got {type(raw).__name__}"],
@@ -178,6 +183,9 @@ def build_config(raw: dict[str, Any], model: type[M] | None = None, *,
                  environ: Mapping[str, str] | None = None, source: str = "",
                  base_dir: Path | None = None) -> M:
     """Validate an already-parsed mapping the way ``load_config`` validates a file."""
+    shape = _shape_problem(raw)
+    if shape is not None:
+        raise ConfigError([shape], source)
     errors = list(_literal_secret_errors(raw, ()))
     data, overridden = _apply_env_overrides(raw, environ or {})
     errors += _resolve_secret_files(data, (), base_dir or Path.cwd())
@@ -214,6 +222,27 @@ def _blame_environment(error: str, overridden: dict[tuple[str, ...], str]) -> st
         if path[:len(keys)] == keys:
             return f"{name} (environment, sets {'.'.join(path)}): {dotted}: {message}"
     return error
+def _shape_problem(raw: Any) -> str | None:
+    """What makes ``raw`` unusable before any recursion over it: a YAML alias that
+    contains itself (``a: &x [*x]``) or nesting beyond ``MAX_DEPTH``.
+
+    >>> loop = []; loop.append(loop)
+    >>> _shape_problem({"detector": {"input": loop}})
+    'detector.input.0: a YAML alias refers to a value that contains it'
+    """
+    stack: list[tuple[Any, tuple[str, ...], frozenset[int]]] = [(raw, (), frozenset())]
+    while stack:
+        node, path, inside = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if id(node) in inside:
+            return f"{'.'.join(path)}: a YAML alias refers to a value that contains it"
+        if len(path) > MAX_DEPTH:
+            return f"{'.'.join(path[:5])}...: nested more than {MAX_DEPTH} levels deep"
+        children = node.items() if isinstance(node, dict) else enumerate(node)
+        within = inside | {id(node)}
+        stack.extend((value, (*path, str(key)), within) for key, value in children)
+    return None
 
 
 def model_for(data: Mapping[str, Any]) -> type[BaseModel]:

@@ -138,9 +138,9 @@ def parse_alert(payload: bytes, max_payload_bytes: int = 65_536) -> Alert:
             value=_number("value", body["value"]),
             score=_number("score", body["score"]),
             threshold=_number("threshold", body["threshold"]),
-            starts_at=parse_timestamp(body["starts_at"]),
-            ts=parse_timestamp(body["ts"]),
-            ends_at=None if ends_at is None else parse_timestamp(ends_at),
+            starts_at=_alert_time("starts_at", body["starts_at"]),
+            ts=_alert_time("ts", body["ts"]),
+            ends_at=None if ends_at is None else _alert_time("ends_at", ends_at),
             scores={str(k): _number(f"scores.{k}", v) for k, v in _mapping(body, "scores").items()},
             labels={str(k): str(v) for k, v in _mapping(body, "labels").items()},
             annotations={str(k): str(v) for k, v in _mapping(body, "annotations").items()},
@@ -151,6 +151,13 @@ def parse_alert(payload: bytes, max_payload_bytes: int = 65_536) -> Alert:
         raise Rejected(Reason.BAD_ALERT, exc.detail) from None
     except (ValueError, TypeError) as exc:
         raise Rejected(Reason.BAD_ALERT, str(exc)) from None
+
+
+def _alert_time(key: str, value: Any) -> float:
+    try:
+        return parse_timestamp(value)
+    except TimestampError as exc:
+        raise ValueError(f'"{key}": {exc}') from None
 
 
 def _load_object(payload: bytes, max_bytes: int) -> dict[str, Any]:

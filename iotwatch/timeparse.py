@@ -117,9 +117,15 @@ def format_rfc3339(ts: float) -> str:
     """Format epoch seconds as RFC 3339 UTC with milliseconds and a ``Z``.
 
     ``ts`` is clamped to the years 1-9999 (what ``parse_timestamp`` returns always is).
+
+    >>> format_rfc3339(-62135596800.0)
+    '0001-01-01T00:00:00.000Z'
     """
     if not math.isfinite(ts):
         ts = LATEST_S if ts > 0 else EARLIEST_S
     millis = round(min(max(ts, EARLIEST_S), LATEST_S) * 1000)
     seconds, ms = divmod(millis, 1000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ms:03d}Z"
+    d = datetime.fromtimestamp(seconds, UTC)
+    # Not strftime: its %Y does not pad years before 1000 to four digits.
+    return (f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:"
+            f"{d.second:02d}.{ms:03d}Z")

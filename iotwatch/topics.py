@@ -13,7 +13,8 @@ import re
 
 from iotwatch.contracts import Reason, Rejected
 
-SEGMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# \Z, not $: "$" also matches before a final newline ("dev-1\n" would pass).
+SEGMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 

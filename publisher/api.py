@@ -1,6 +1,8 @@
 """The publisher's HTTP endpoints (served by ``iotwatch.httpserver`` when ``http.enabled``).
 
-- ``GET /health``: 200 while connected to the broker, else 503; JSON with the counters.
+- ``GET /health`` (and ``/health/ready``): 200 while connected to the broker, else 503;
+  JSON with the counters.
+- ``GET /health/live``: 200 while the publishing (main) thread runs: restart on this one.
 - ``GET /metrics``: the same counters in Prometheus text format.
 
 >>> from publisher.progress import Progress
@@ -14,12 +16,14 @@ True
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from iotwatch.httpserver import Handler, Request, Response
+from iotwatch.liveness import Vital, check_liveness
 from publisher.progress import Progress
 
 
@@ -37,7 +41,12 @@ def routes(snapshot: Callable[[], Progress], connected: Callable[[], bool],
                               "dropped": progress.dropped, "reconnects": progress.reconnects,
                               "faults": progress.faults}, 200 if up else 503)
 
-    return {("GET", "/health"): health,
+    def live(_request: Request) -> Response:
+        ok, body = check_liveness([Vital("main", threading.main_thread())])
+        return Response.json(body, 200 if ok else 503)
+
+    return {("GET", "/health"): health, ("GET", "/health/ready"): health,
+            ("GET", "/health/live"): live,
             ("GET", "/metrics"): lambda _request: Response.metrics(registry)}
 
 

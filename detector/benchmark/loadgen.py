@@ -21,7 +21,7 @@ stream's reading number. The last line printed is a JSON summary.
 >>> encode_length(127), encode_length(128), encode_length(16_384)
 (b'\\x7f', b'\\x80\\x01', b'\\x80\\x80\\x01')
 >>> publish_packet(b"a/b", 1, b"{}")
-b'2\\x07\\x00\\x03a/b\\x00\\x01{}'
+b'2\\t\\x00\\x03a/b\\x00\\x01{}'
 """
 
 from __future__ import annotations

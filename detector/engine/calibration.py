@@ -97,11 +97,17 @@ class Calibrator:
         """Add the current raw scores; a detector still warming up is left out."""
         self._pass(raws, ready)
 
-    def update(self, raws: list[float], ready: list[bool]) -> float:
-        """``score(raws)`` then ``learn(raws, ready)`` in one pass."""
-        return self._pass(raws, ready)
+    def update(self, raws: list[float], ready: list[bool],
+               frozen: list[bool] | None = None) -> float:
+        """``score(raws)`` then ``learn(raws, ready)`` in one pass.
 
-    def _pass(self, raws: list[float], ready: list[bool] | None) -> float:
+        A ``frozen`` detector (one that keeps a fitted model, ``fitted`` true) still moves
+        its windows, but its history of levels stays the one seen while it was fitting.
+        """
+        return self._pass(raws, ready, frozen)
+
+    def _pass(self, raws: list[float], ready: list[bool] | None,
+              frozen: list[bool] | None = None) -> float:
         best = 0.0
         total = 0.0
         windows = self.short_windows
@@ -149,13 +155,14 @@ class Calibrator:
                     limit = means[k] + width * (std if std > std_floor else std_floor)
                     if level > limit:
                         levels[k] = limit
-            n = history.n = history.n + 1
-            alpha = self._alpha if self._alpha * n > 1.0 else 1.0 / n
-            for k, level in enumerate(levels):
-                delta = level - means[k]
-                increment = alpha * delta
-                means[k] += increment
-                variances[k] = (1.0 - alpha) * (variances[k] + delta * increment)
+            if frozen is None or not frozen[index]:
+                n = history.n = history.n + 1
+                alpha = self._alpha if self._alpha * n > 1.0 else 1.0 / n
+                for k, level in enumerate(levels):
+                    delta = level - means[k]
+                    increment = alpha * delta
+                    means[k] += increment
+                    variances[k] = (1.0 - alpha) * (variances[k] + delta * increment)
             if self._keep:
                 recent.append(raw)
                 held += 1

@@ -8,6 +8,11 @@ fired ``flap_max_episodes`` times within ``flap_window_seconds``, a further epis
 held silently (state ``suppressed``: no firing, no resolve) instead of adding to a storm.
 Severity is ``critical`` when the episode's peak score reached ``critical_score``.
 
+Rest (CAD OSE's): once a reading's score reaches the threshold, the *reported* score of
+the next ``rest_readings`` readings is held at 0 (``report``): a detection is news once,
+and NAB charges, like an operator, every further flagged reading. The state machine
+itself steps on the calibrated score, so an episode stays firing for as long as it lasts.
+
 >>> from detector.engine.settings import DecisionSettings
 >>> machine = AlertMachine(DecisionSettings(pending_readings=2, resolve_readings=2), "fp")
 >>> steps = [machine.step(t, 1.0, s, {}) for t, s in enumerate([0.1, 0.7, 0.8, 0.2, 0.3, 0.1])]
@@ -47,7 +52,7 @@ class AlertMachine:
     """One stream's alert state; ``step`` advances it, ``copy`` gives a throwaway twin."""
 
     __slots__ = ("settings", "fingerprint", "state", "count", "started_at", "peak",
-                 "normal_count", "fired_at", "episodes")
+                 "normal_count", "fired_at", "episodes", "rest_left")
 
     def __init__(self, settings: DecisionSettings, fingerprint: str) -> None:
         self.settings = settings
@@ -59,6 +64,7 @@ class AlertMachine:
         self.normal_count = 0     # readings in a row below the resolve threshold
         self.fired_at: deque[float] = deque(maxlen=settings.flap_max_episodes)
         self.episodes = 0         # episodes that fired, for summaries
+        self.rest_left = 0        # readings whose reported score is still held at 0
 
     @property
     def threshold(self) -> float:
@@ -68,6 +74,21 @@ class AlertMachine:
         twin = AlertMachine(self.settings, self.fingerprint)
         twin.load_state(self.state_dict())
         return twin
+
+    def report(self, score: float) -> float:
+        """The score to report for this reading (0 during a rest); advances the rest.
+
+        >>> from detector.engine.settings import DecisionSettings
+        >>> machine = AlertMachine(DecisionSettings(threshold=0.5, rest_readings=2), "fp")
+        >>> [machine.report(s) for s in (0.2, 0.9, 0.9, 0.8, 0.7, 0.1)]
+        [0.2, 0.9, 0.0, 0.0, 0.7, 0.0]
+        """
+        if self.rest_left > 0:
+            self.rest_left -= 1
+            return 0.0
+        if score >= self.settings.threshold:
+            self.rest_left = self.settings.rest_readings
+        return score
 
     def step(self, ts: float, value: float, score: float,
              scores: dict[str, float]) -> AlertEvent | None:
@@ -133,7 +154,8 @@ class AlertMachine:
     def state_dict(self) -> dict[str, Any]:
         return {"state": self.state, "count": self.count, "started_at": self.started_at,
                 "peak": self.peak, "normal_count": self.normal_count,
-                "fired_at": list(self.fired_at), "episodes": self.episodes}
+                "fired_at": list(self.fired_at), "episodes": self.episodes,
+                "rest_left": self.rest_left}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.state = state["state"]
@@ -144,3 +166,4 @@ class AlertMachine:
         self.fired_at = deque((float(t) for t in state["fired_at"]),
                               maxlen=self.settings.flap_max_episodes)
         self.episodes = int(state["episodes"])
+        self.rest_left = int(state.get("rest_left", 0))  # snapshots from before rests

@@ -64,7 +64,8 @@ class StreamConfig:
     decision: DecisionSettings
 
 
-def resolve_stream(settings: EngineSettings, stream: str) -> StreamConfig:
+def resolve_stream(settings: EngineSettings, stream: str,
+                   base: DecisionSettings | None = None) -> StreamConfig:
     """Apply the matching ``streams`` rules, in order, to the defaults.
 
     >>> from detector.engine.settings import StreamRule
@@ -89,7 +90,8 @@ def resolve_stream(settings: EngineSettings, stream: str) -> StreamConfig:
             value = getattr(rule, name)
             if value is not None:
                 overrides[name] = value
-    decision = settings.decision.model_copy(update=overrides) if overrides else settings.decision
+    base = settings.decision if base is None else base
+    decision = base.model_copy(update=overrides) if overrides else base
     if decision.resolve_threshold is not None and decision.resolve_threshold > decision.threshold:
         decision = decision.model_copy(update={"resolve_threshold": decision.threshold})
     return StreamConfig(enabled, value_range, decision)
@@ -204,15 +206,19 @@ class Engine:
         scores = dict(zip(stream.names, raws, strict=True))
         machine = stream.machine
         if learn:
-            score = stream.calibrator.update(raws, [detector.ready for detector in detectors])
+            score = stream.calibrator.update(
+                raws, [detector.ready for detector in detectors],
+                [getattr(detector, "fitted", False) for detector in detectors])
             for detector in detectors:
                 detector.learn_one(x)
         else:
             score = stream.calibrator.score(raws)
             machine = machine.copy()
         threshold = machine.settings.threshold
+        calibrated = score
+        score = machine.report(calibrated)
         anomaly = score >= threshold
-        event = machine.step(ts, value, score, scores)
+        event = machine.step(ts, value, calibrated, scores)
         if learn:
             stream.count += 1
             stream.last_ts = ts
@@ -236,7 +242,11 @@ class Engine:
 
     def _new_device(self, site: str, device: str, metrics: tuple[str, ...]) -> _Stream:
         settings = self.settings
-        config = resolve_stream(settings, f"{site}/{device}/{DEVICE_METRIC}")
+        section = settings.detectors.multivariate
+        device_decision = {name: getattr(section, name) for name in ("threshold", "resolve_readings")
+                           if getattr(section, name) is not None}
+        base = settings.decision.model_copy(update=device_decision)
+        config = resolve_stream(settings, f"{site}/{device}/{DEVICE_METRIC}", base)
         ranges = {}
         for metric in metrics:
             value_range = resolve_stream(settings, f"{site}/{device}/{metric}").value_range
@@ -286,27 +296,8 @@ class Engine:
 
     def snapshot(self) -> bytes:
         """Versioned bytes holding the complete state of every stream."""
-        streams = [self.stream_state(key) for key in self._streams]
+        streams = [_stream_state(s) for s in self._streams.values()]
         return snapshot.encode({"engine": snapshot.VERSION, "streams": streams})
-
-    def stream_keys(self) -> list[str]:
-        """``site/device/metric`` of every stream with state, oldest first."""
-        return list(self._streams)
-
-    def stream_state(self, key: str) -> dict[str, Any] | None:
-        """One stream's part of ``snapshot`` (plain data; None for an unknown key), so a
-        checkpoint can be written a few streams at a time."""
-        s = self._streams.get(key)
-        if s is None:
-            return None
-        return {
-            "site": s.site, "device": s.device, "metric": s.metric, "metrics": list(s.metrics),
-            "config_id": s.config_id, "count": s.count, "last_ts": s.last_ts,
-            "last_value": s.last_value, "last_score": s.last_score,
-            "last_anomaly": s.last_anomaly, "last_scores": s.last_scores,
-            "detectors": [d.state() for d in s.detectors],
-            "calibration": s.calibrator.state(), "decision": s.machine.state_dict(),
-        }
 
     @classmethod
     def restore(cls, settings: EngineSettings, data: bytes) -> Engine:
@@ -322,24 +313,79 @@ class Engine:
         """``restore`` from the streams' ``stream_state`` dicts (in any grouping)."""
         engine = cls(settings)
         for saved in streams:
-            site, device, metric = saved["site"], saved["device"], saved["metric"]
-            if metric == DEVICE_METRIC:
-                stream = engine._new_device(site, device, tuple(saved["metrics"]))
-            else:
-                stream = engine._new_stream(site, device, metric)
-            key = f"{site}/{device}/{metric}"
-            if stream.config_id == saved["config_id"]:
-                for detector, state in zip(stream.detectors, saved["detectors"], strict=True):
-                    detector.load_state(state)
-                stream.calibrator.load_state(saved["calibration"])
-            else:
-                engine.reset_streams.append(key)
-            stream.machine.load_state(saved["decision"])
-            stream.count = int(saved["count"])
-            stream.last_ts = float(saved["last_ts"])
-            stream.last_value = float(saved["last_value"])
-            stream.last_score = float(saved["last_score"])
-            stream.last_anomaly = bool(saved["last_anomaly"])
-            stream.last_scores = {k: float(v) for k, v in saved["last_scores"].items()}
-            engine._streams[key] = stream
+            engine._load_stream(saved)
         return engine
+
+    def stream_state(self, key: str) -> dict[str, Any] | None:
+        """One stream's part of ``snapshot`` (plain data; None for an unknown key), so a
+        checkpoint can be written a few streams at a time."""
+        stream = self._streams.get(key)
+        return None if stream is None else _stream_state(stream)
+
+    # -- one stream at a time (the service evicts idle streams to disk) ---------------------
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._streams
+
+    def export_stream(self, key: str) -> bytes:
+        """The complete state of stream ``key`` (``site/device/metric``), as ``snapshot``
+        writes it; ``import_stream`` brings it back exactly.
+
+        >>> engine = Engine(EngineSettings(enabled=["zscore"]))
+        >>> _ = [engine.process("s", "d", "t", float(t), t % 5) for t in range(50)]
+        >>> saved = engine.export_stream("s/d/t"); engine.drop_stream("s/d/t")
+        >>> "s/d/t" in engine, engine.import_stream(saved), "s/d/t" in engine
+        (False, 's/d/t', True)
+        """
+        return snapshot.encode({"engine": snapshot.VERSION,
+                                "streams": [_stream_state(self._streams[key])]})
+
+    def import_stream(self, data: bytes) -> str:
+        """Load one stream ``export_stream`` wrote (replacing any of that key); its key."""
+        [saved] = snapshot.decode(data)["streams"]
+        return self._load_stream(saved)
+
+    def drop_stream(self, key: str) -> None:
+        """Forget stream ``key`` (nothing if unknown)."""
+        self._streams.pop(key, None)
+
+    def stream_keys(self) -> list[str]:
+        return list(self._streams)
+
+    def alert_state(self, key: str) -> str:
+        """``normal``, ``pending``, ``firing`` or ``suppressed``: stream ``key``'s alert state."""
+        return self._streams[key].machine.state
+
+    def _load_stream(self, saved: dict[str, Any]) -> str:
+        site, device, metric = saved["site"], saved["device"], saved["metric"]
+        if metric == DEVICE_METRIC:
+            stream = self._new_device(site, device, tuple(saved["metrics"]))
+        else:
+            stream = self._new_stream(site, device, metric)
+        key = f"{site}/{device}/{metric}"
+        if stream.config_id == saved["config_id"]:
+            for detector, state in zip(stream.detectors, saved["detectors"], strict=True):
+                detector.load_state(state)
+            stream.calibrator.load_state(saved["calibration"])
+        else:
+            self.reset_streams.append(key)
+        stream.machine.load_state(saved["decision"])
+        stream.count = int(saved["count"])
+        stream.last_ts = float(saved["last_ts"])
+        stream.last_value = float(saved["last_value"])
+        stream.last_score = float(saved["last_score"])
+        stream.last_anomaly = bool(saved["last_anomaly"])
+        stream.last_scores = {k: float(v) for k, v in saved["last_scores"].items()}
+        self._streams[key] = stream
+        return key
+
+
+def _stream_state(s: _Stream) -> dict[str, Any]:
+    return {
+        "site": s.site, "device": s.device, "metric": s.metric, "metrics": list(s.metrics),
+        "config_id": s.config_id, "count": s.count, "last_ts": s.last_ts,
+        "last_value": s.last_value, "last_score": s.last_score,
+        "last_anomaly": s.last_anomaly, "last_scores": s.last_scores,
+        "detectors": [d.state() for d in s.detectors],
+        "calibration": s.calibrator.state(), "decision": s.machine.state_dict(),
+    }

@@ -131,15 +131,17 @@ class DeviceHalfSpaceTrees(Base):
 class Mahalanobis(Base):
     """Mahalanobis distance from an exponentially weighted mean and covariance."""
 
-    __slots__ = ("halflife", "warmup", "max_metrics", "ridge", "metrics", "n", "mean", "cov",
-                 "_alpha")
+    __slots__ = ("halflife", "warmup", "max_metrics", "ridge", "fit_readings", "metrics", "n",
+                 "mean", "cov", "_alpha")
 
     def __init__(self, halflife: float = 500.0, warmup: int = 30, max_metrics: int = 16,
-                 ridge: float = 1e-6) -> None:
+                 ridge: float = 1e-6, fit_readings: int = 0) -> None:
         self.halflife = halflife
         self.warmup = warmup
         self.max_metrics = max_metrics
         self.ridge = ridge
+        # > 0: the normal fit is the first fit_readings readings (equal weights), then kept.
+        self.fit_readings = fit_readings
         self.metrics = _MetricVector(max_metrics)
         self.n = 0
         self.mean: np.ndarray | None = None
@@ -149,6 +151,11 @@ class Mahalanobis(Base):
     @property
     def ready(self) -> bool:
         return self.n >= self.warmup
+
+    @property
+    def fitted(self) -> bool:
+        """True once a ``fit_readings`` fit is complete: the model (and its calibration) stays."""
+        return bool(self.fit_readings) and self.n >= self.fit_readings
 
     def score_one(self, x: Mapping[str, float]) -> float:
         if self.n < self.warmup or self.mean is None or self.cov is None:
@@ -162,12 +169,14 @@ class Mahalanobis(Base):
 
     def learn_one(self, x: Mapping[str, float]) -> None:
         vector = np.asarray(self.metrics.learn(x))
+        if self.fit_readings and self.n >= self.fit_readings:
+            return
         self.n += 1
         if self.mean is None or self.cov is None:
             self.mean = vector.copy()
             self.cov = np.zeros((len(vector), len(vector)))
             return
-        alpha = max(self._alpha, 1.0 / self.n)
+        alpha = 1.0 / self.n if self.fit_readings else max(self._alpha, 1.0 / self.n)
         delta = vector - self.mean
         self.mean = self.mean + alpha * delta
         self.cov = (1.0 - alpha) * (self.cov + alpha * np.outer(delta, delta))

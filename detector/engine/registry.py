@@ -5,7 +5,7 @@ detector scores one value per reading; a device detector scores a device's metri
 An unknown name in ``enabled`` is a configuration error listing the known ones.
 
 >>> univariate_names()
-['diff_zscore', 'ewm_zscore', 'flatline', 'hst', 'random', 'river_hst', 'zscore']
+['diff_zscore', 'ewm_zscore', 'flatline', 'hst', 'random', 'range', 'river_hst', 'zscore']
 >>> from detector.engine.settings import EngineSettings
 >>> create("zscore", EngineSettings(), StreamContext())
 ZScore(warmup=30, std_floor=1e-09, std_floor_relative=0.0001, skip_above=100.0, max_skips=10)
@@ -124,6 +124,13 @@ def _flatline(settings: EngineSettings, context: StreamContext) -> Detector[Any]
     return FlatLine(**settings.detectors.flatline.model_dump())
 
 
+@register("range", "stream", "a value further outside the range seen so far than 5 % of it")
+def _range(settings: EngineSettings, context: StreamContext) -> Detector[Any]:
+    from detector.engine.spatial import RangeCheck
+
+    return RangeCheck(**settings.detectors.range.model_dump())
+
+
 @register("random", "stream", "seeded random scores: the baseline to beat")
 def _random(settings: EngineSettings, context: StreamContext) -> Detector[Any]:
     from detector.engine.baseline import RandomScores
@@ -145,4 +152,5 @@ def _mahalanobis(settings: EngineSettings, context: StreamContext) -> Detector[A
     from detector.engine.multivariate import Mahalanobis
 
     section = settings.detectors.multivariate
-    return Mahalanobis(section.halflife, section.warmup, section.max_metrics)
+    return Mahalanobis(section.halflife, section.warmup, section.max_metrics,
+                       fit_readings=section.fit_readings)

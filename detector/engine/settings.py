@@ -5,7 +5,7 @@ service nests these under its ``detector:`` section, so a key path such as
 ``detectors.hst.window_size`` reads ``detector.detectors.hst.window_size`` there.
 
 >>> EngineSettings().enabled
-['zscore', 'ewm_zscore', 'diff_zscore', 'hst']
+['zscore', 'ewm_zscore', 'diff_zscore', 'range', 'flatline']
 >>> from iotwatch.config import errors_of
 >>> errors_of(EngineSettings, {"detectors": {"hst": {"window_size": 0}}})
 ['detectors.hst.window_size: must be >= 1, got 0']
@@ -68,6 +68,16 @@ class FlatLineSettings(StrictModel):
     halflife: float = Field(default=10000.0, gt=0)
 
 
+class RangeSettings(StrictModel):
+    """A value further outside the range seen so far than ``tolerance`` x that range."""
+
+    warmup: int = Field(default=1440, ge=1)
+    tolerance: float = Field(default=0.05, ge=0)
+    decades: float = Field(default=10.0, gt=0)
+    max_stretch: float = Field(default=10.0, gt=0)
+    max_skips: int = Field(default=MAX_SKIPS, ge=0)
+
+
 class FeatureWindowSettings(StrictModel):
     """The short window of recent values a tree detector sees, every feature in [0, 1]."""
 
@@ -114,6 +124,14 @@ class MultivariateSettings(StrictModel):
     halflife: float = Field(default=500.0, gt=0)
     warmup: int = Field(default=30, ge=1)
     max_metrics: int = Field(default=16, ge=2, le=64)
+    # mahalanobis: > 0 fits mean and covariance on the first this many readings, then keeps
+    # them (the normal prefix); 0 follows them with the half-life.
+    fit_readings: int = Field(default=0, ge=0)
+    # A device alert resolves after this many normal readings in a row (null: the decision
+    # section's resolve_readings); a stream rule on site/device/_device still overrides it.
+    resolve_readings: int | None = Field(default=400, ge=1)
+    # The device alert's threshold (null: decision.threshold); a stream rule overrides it.
+    threshold: float | None = Field(default=0.58, ge=0, le=1)
 
 
 class DetectorsSettings(StrictModel):
@@ -123,6 +141,7 @@ class DetectorsSettings(StrictModel):
     ewm_zscore: EwmZScoreSettings = EwmZScoreSettings()
     diff_zscore: DiffZScoreSettings = DiffZScoreSettings()
     flatline: FlatLineSettings = FlatLineSettings()
+    range: RangeSettings = RangeSettings()
     hst: HstSettings = HstSettings()
     river_hst: RiverHstSettings = RiverHstSettings()
     multivariate: MultivariateSettings = MultivariateSettings()
@@ -165,6 +184,8 @@ class DecisionSettings(StrictModel):
     pending_seconds: float = Field(default=0.0, ge=0)
     resolve_readings: int = Field(default=60, ge=1)
     resolve_threshold: float | None = Field(default=None, ge=0, le=1)
+    # After a detection the reported score is held at 0 for this many readings (0: never).
+    rest_readings: int = Field(default=200, ge=0)
     flap_max_episodes: int = Field(default=3, ge=1)
     flap_window_seconds: float = Field(default=3600.0, ge=0)
     critical_score: float = Field(default=0.9, ge=0, le=1)
@@ -220,7 +241,7 @@ class EngineSettings(StrictModel):
 
     detectors: DetectorsSettings = DetectorsSettings()
     enabled: list[str] = Field(
-        default_factory=lambda: ["zscore", "ewm_zscore", "diff_zscore", "hst"])
+        default_factory=lambda: ["zscore", "ewm_zscore", "diff_zscore", "range", "flatline"])
     calibration: CalibrationSettings = CalibrationSettings()
     decision: DecisionSettings = DecisionSettings()
     streams: list[StreamRule] = []

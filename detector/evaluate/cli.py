@@ -105,6 +105,7 @@ def _run(args: argparse.Namespace) -> int:
     baseline = summary.evaluate_scored(
         series, [runner.score_series(random_spec, s, lambda rows: None) for s in series])
     spread = summary.random_spread(series)
+    flag_all = summary.evaluate_flag_all(series)
     components = None
     if any(sc.parts for sc in scored):
         components = {
@@ -116,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
         labels=str(labels) if labels else None, seed=spec.seed, series=series, scored=scored,
         result=result, baseline=baseline,
         results_dir=str(args.out / spec.name) if args.out else None, components=components,
-        spread=spread)
+        spread=spread, flag_all=flag_all)
     print(summary.format_table(report))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -75,6 +75,7 @@ class Series:
     source: str = ""         # relative path of the input, e.g. "realKnownCause/nyc_taxi.csv"
     columns: tuple[str, ...] = ()  # metric names as written in the input
     stamps: tuple[str, ...] = ()   # timestamps as written in the input (for the results files)
+    labelled: bool = True    # False: a file with no label column (SKAB's anomaly-free.csv)
 
     @property
     def rows(self) -> int:
@@ -267,7 +268,7 @@ def _read_skab_csv(path: Path, rel: Path) -> Series:
         metrics=tuple(safe_name(c) for c in columns), timestamps=np.array(timestamps),
         values=np.array(rows, dtype=np.float64), spans=spans_from_flags(anomaly),
         warmup_rows=min(SKAB_TRAINING_ROWS, len(timestamps)), source=rel.as_posix(),
-        columns=columns, stamps=tuple(stamps))
+        columns=columns, stamps=tuple(stamps), labelled=anomaly_col is not None)
 
 
 # ---------------------------------------------------------------------------

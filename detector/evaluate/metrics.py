@@ -12,8 +12,9 @@
 >>> import numpy as np
 >>> labels = np.array([0, 0, 1, 1, 0, 0])
 >>> flags = np.array([0, 1, 0, 1, 1, 0], dtype=bool)
->>> point_counts(labels, flags, start=0).f1
-0.4
+>>> counts = point_counts(labels, flags, start=0)
+>>> counts.f1, counts.far, counts.mar
+(0.4, 0.5, 0.5)
 >>> ts = np.arange(6) * 3600.0
 >>> stats = event_stats(ts, [(2, 3)], flag_runs(flags), start=0)
 >>> stats.recall, stats.precision, stats.delays_s
@@ -52,7 +53,18 @@ class PointCounts:
 
     @property
     def f1(self) -> float | None:
+        """``TP / (TP + (FP + FN) / 2)``: SKAB's leaderboard form, the usual point F1."""
         return _ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
+
+    @property
+    def far(self) -> float | None:
+        """False alarm rate ``FP / (FP + TN)``: the share of normal rows flagged."""
+        return _ratio(self.fp, self.fp + self.tn)
+
+    @property
+    def mar(self) -> float | None:
+        """Missed alarm rate ``FN / (FN + TP)``: the share of anomalous rows not flagged."""
+        return _ratio(self.fn, self.fn + self.tp)
 
     def __add__(self, other: PointCounts) -> PointCounts:
         return PointCounts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn,
@@ -60,7 +72,7 @@ class PointCounts:
 
     def as_dict(self) -> dict:
         return {"precision": self.precision, "recall": self.recall, "f1": self.f1,
-                "tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn}
+                "far": self.far, "mar": self.mar, "tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn}
 
 
 def point_counts(labels: np.ndarray, flags: np.ndarray, start: int) -> PointCounts:
@@ -133,6 +145,7 @@ class EventStats:
                "alarms": self.alarms, "true_alarms": self.true_alarms,
                "false_alarms": self.false_alarms, "precision": self.precision, "f1": self.f1,
                "false_alarms_per_day": self.false_alarms_per_day,
+               "delay_median": duration(self.delay_s_median),
                "delay_s_median": self.delay_s_median, "delay_s_mean": self.delay_s_mean,
                "delay_rows_median": self.delay_rows_median,
                "scored_days": self.scored_seconds / SECONDS_PER_DAY}
@@ -140,6 +153,23 @@ class EventStats:
             out["recall_by_kind"] = {kind or "(none)": _ratio(d, w)
                                      for kind, w, d in self.detected_by_kind}
         return out
+
+
+def duration(seconds: float | None) -> str:
+    """A delay in human units, the one form the table, the JSON and the report use.
+
+    >>> duration(45.0), duration(37800.0), duration(43800.0), duration(None)
+    ('45s', '10.5h', '12.2h', '-')
+    """
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
 
 
 def flag_runs(flags: np.ndarray) -> list[tuple[int, int]]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from detector.evaluate.datasets import Series
 from detector.evaluate.interactive import write_interactive, zoomable_link
+from detector.evaluate.metrics import duration
 from detector.evaluate.runner import Scored
 
 MAX_PLOTS = 100
@@ -167,38 +168,27 @@ img { max-width: 100%; border: 1px solid #ddd; margin-bottom: 1.5em; }
 
 
 def _html(summary: dict, images: list[tuple[str, str]]) -> str:
+    from detector.evaluate.summary import comparison
+
     esc = html.escape
-    nab, base = summary["nab"], (summary.get("baseline_random") or {}).get("nab", {})
-    point, event, alerts = summary["point"], summary["event"], summary.get("alerts")
-    rows = [
-        ("NAB standard", _fmt(nab["standard"], 1), _fmt(base.get("standard"), 1)),
-        ("NAB reward_low_FP_rate", _fmt(nab["reward_low_FP_rate"], 1),
-         _fmt(base.get("reward_low_FP_rate"), 1)),
-        ("NAB reward_low_FN_rate", _fmt(nab["reward_low_FN_rate"], 1),
-         _fmt(base.get("reward_low_FN_rate"), 1)),
-        ("point precision", _fmt(point["precision"]), ""),
-        ("point recall", _fmt(point["recall"]), ""),
-        ("point F1", _fmt(point["f1"]), _fmt((summary.get("baseline_random") or {}).get("f1"))),
-        ("point F1 of flagging every row", _fmt(summary["baseline_flag_all"]["f1"]), ""),
-        ("event recall (windows detected)",
-         f"{_fmt(event['recall'])} ({event['detected']}/{event['windows']})", ""),
-        ("event precision (true alarms)",
-         f"{_fmt(event['precision'])} ({event['true_alarms']}/{event['alarms']})", ""),
-        ("false alarms per day", _fmt(event["false_alarms_per_day"], 1), ""),
-        ("median detection delay (s)", _fmt(event["delay_s_median"], 0), ""),
-    ]
-    if alerts:
-        rows += [
-            ("alerts fired / true", f"{alerts['alarms']} / {alerts['true_alarms']}", ""),
-            ("windows alerted", f"{alerts['detected']}/{alerts['windows']}", ""),
-            ("false alerts per day", _fmt(alerts["false_alarms_per_day"], 2), ""),
-        ]
-    for name, comp in (summary.get("components") or {}).items():
-        rows.append((f"{name} only: NAB standard / F1",
-                     f"{_fmt(comp['nab']['standard'], 1)} / {_fmt(comp['f1'])}", ""))
-    rows.append(("time per reading (us)", _fmt(summary["us_per_reading"], 1), ""))
     summary_rows = "\n".join(
-        f"<tr><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td></tr>" for a, b, c in rows)
+        f"<tr><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td><td>{esc(d)}</td></tr>"
+        for a, b, c, d in comparison(summary))
+    speed = _fmt(summary["us_per_reading"], 1)
+    category_rows = "".join(
+        f"<tr><td>{esc(name)}</td><td>{c['files']}</td><td>{c['detected_windows']}/"
+        f"{c['windows']}</td><td>{c['false_positive_rows']}</td>"
+        + "".join(f"<td>{_fmt(c.get(p), 1)}</td>" for p in summary["nab"])
+        + "".join(f"<td>{_fmt((c.get('random') or {}).get(p), 1)}</td>" for p in summary["nab"])
+        + "</tr>" for name, c in (summary.get("categories") or {}).items())
+    categories = "" if not category_rows else (
+        "<h2>NAB by category</h2><p class='note'>Each profile at the threshold optimised over "
+        "the whole corpus; a category without windows scores '-' (only its false positives "
+        "count, in the corpus score).</p><table><thead><tr><th>category</th><th>files</th>"
+        "<th>windows detected</th><th>false-positive rows</th>"
+        + "".join(f"<th>{esc(p)}</th>" for p in summary["nab"])
+        + "".join(f"<th>random {esc(p)}</th>" for p in summary["nab"])
+        + f"</tr></thead><tbody>{category_rows}</tbody></table>")
     file_rows = []
     for name, f in summary["files"].items():
         p, e = f["point"], f["event"]
@@ -207,7 +197,7 @@ def _html(summary: dict, images: list[tuple[str, str]]) -> str:
             f"<td>{e['detected']}/{e['windows']}</td><td>{e['alarms']}</td>"
             f"<td>{e['false_alarms']}</td><td>{_fmt(p['precision'])}</td>"
             f"<td>{_fmt(p['recall'])}</td><td>{_fmt(p['f1'])}</td>"
-            f"<td>{_fmt(e['delay_s_median'], 0)}</td><td>{f['nab_raw']['standard']:.2f}</td>"
+            f"<td>{duration(e['delay_s_median'])}</td><td>{f['nab_raw']['standard']:.2f}</td>"
             f"<td>{_fmt(f.get('us_per_reading'), 1)}</td></tr>")
     figures = "\n".join(
         f"<h3 id='{esc(name)}'>{esc(name)}</h3>\n<img src='{esc(src)}' alt='{esc(name)}'>"
@@ -221,11 +211,16 @@ def _html(summary: dict, images: list[tuple[str, str]]) -> str:
 <p class="note">{summary['files_count']} {esc(summary['format'])} files, {summary['rows']:,} rows,
 {summary['readings']:,} readings scored strictly online (score, then learn), seed {summary['seed']}.
 NAB thresholds optimised over the corpus: {esc(thresholds)}.</p>
-<table><thead><tr><th>metric</th><th>{esc(summary['detector'])}</th><th>random baseline</th></tr></thead>
+<table><thead><tr><th>metric</th><th>{esc(summary['detector'])}</th>
+<th>random baseline (seed {summary['seed']})</th><th>flag every row</th></tr></thead>
 <tbody>{summary_rows}</tbody></table>
+<p class="note">An alarm is a run of rows in which the detector was in an alert state (the
+random baseline: a run of flagged rows); '-' means undefined (nothing to divide by).
+{speed} us per reading.</p>
+{categories}
 <h2>Files</h2>
 <table><thead><tr><th>file</th><th>rows</th><th>windows detected</th><th>alarms</th>
-<th>false alarms</th><th>P</th><th>R</th><th>F1</th><th>delay (s)</th><th>NAB raw</th>
+<th>false alarms</th><th>P</th><th>R</th><th>F1</th><th>median delay</th><th>NAB raw</th>
 <th>us/reading</th></tr></thead>
 <tbody>{''.join(file_rows)}</tbody></table>
 <h2>Plots</h2>

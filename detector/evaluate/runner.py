@@ -3,8 +3,14 @@
 Each reading is scored before it is learned, in file order, by the same
 :class:`detector.engine.Engine` the detector service runs. A multi-metric series (SKAB)
 feeds every metric to its own stream and the whole row to the per-device multivariate
-detector; the file's score on a row is the highest of them, and the row is flagged when
-any of them is.
+detector; the file's score on a row is the highest of them.
+
+The engine's decision on a row (``flags``, the results' ``anomaly`` column) is whether
+the stream, or for a device any of its streams or the device detector, is in an alert
+state after that reading: from the row whose reading fired an alert to the row before
+the one that resolved it, i.e. what a user of the detector service would see. An
+*alarm* is a run of such rows, so the number of alarms is the number of alerts a user
+saw (alerts of a device's streams that overlap count once).
 
 The ``random`` baseline is NAB's: uniform scores from a generator that every file
 restarts from the same seed (so ``--seed 42`` reproduces NAB's random detector, about
@@ -49,7 +55,7 @@ class Scored:
 
     key: str
     scores: np.ndarray        # anomaly_score in [0, 1]
-    flags: np.ndarray         # bool: the detector's own anomaly decision
+    flags: np.ndarray         # bool: the detector's decision (the engine: in an alert state)
     thresholds: np.ndarray    # the threshold each decision used (nan if none)
     alerts: list[tuple[int, int, str]] = field(default_factory=list)  # (fired, resolved, stream)
     trigger: list[str] | None = None  # multivariate: the stream that gave each row's score
@@ -112,7 +118,6 @@ def _score_stream(engine: Any, series: Series, report: Callable[[int], None]) ->
     site, device, metric = series.site, series.device, series.metrics[0]
     rows = series.rows
     scores = np.empty(rows)
-    flags = np.zeros(rows, dtype=bool)
     thresholds = np.empty(rows)
     events: list[tuple[int, Any]] = []
     timestamps = series.timestamps.tolist()
@@ -127,12 +132,12 @@ def _score_stream(engine: Any, series: Series, report: Callable[[int], None]) ->
         seconds += time.perf_counter() - started
         for i, outcome in enumerate(outcomes, start=begin):
             scores[i] = outcome.score
-            flags[i] = outcome.anomaly
             thresholds[i] = outcome.threshold
             if outcome.event is not None:
                 events.append((i, outcome.event))
         report(end - begin)
-    return Scored(series.key, scores, flags, thresholds, _alerts(events, metric, rows),
+    alerts = _alerts(events, metric, rows)
+    return Scored(series.key, scores, alert_state(alerts, rows), thresholds, alerts,
                   seconds=seconds, readings=rows, alerting=True)
 
 
@@ -140,9 +145,7 @@ def _score_device(engine: Any, series: Series, report: Callable[[int], None]) ->
     site, device, metrics = series.site, series.device, series.metrics
     rows, width = series.rows, len(metrics)
     stream_scores = np.zeros((rows, width))
-    stream_flags = np.zeros((rows, width), dtype=bool)
     device_scores = np.zeros(rows)
-    device_flags = np.zeros(rows, dtype=bool)
     thresholds = np.full(rows, np.nan)
     events: dict[str, list[tuple[int, Any]]] = {m: [] for m in (*metrics, DEVICE_STREAM)}
     timestamps = series.timestamps.tolist()
@@ -161,24 +164,24 @@ def _score_device(engine: Any, series: Series, report: Callable[[int], None]) ->
         for i, (per_metric, whole) in enumerate(outcomes, start=begin):
             for j, outcome in enumerate(per_metric):
                 stream_scores[i, j] = outcome.score
-                stream_flags[i, j] = outcome.anomaly
                 if outcome.event is not None:
                     events[metrics[j]].append((i, outcome.event))
             thresholds[i] = per_metric[0].threshold
             if whole is not None:
                 device_scores[i] = whole.score
-                device_flags[i] = whole.anomaly
                 if whole.event is not None:
                     events[DEVICE_STREAM].append((i, whole.event))
         report(end - begin)
     streams_score = stream_scores.max(axis=1)
-    streams_flag = stream_flags.any(axis=1)
     scores = np.maximum(streams_score, device_scores)
+    found = {stream: _alerts(items, stream, rows) for stream, items in events.items()}
+    streams_flag = alert_state([a for m in metrics for a in found[m]], rows)
+    device_flags = alert_state(found[DEVICE_STREAM], rows)
     flags = streams_flag | device_flags
     best = stream_scores.argmax(axis=1)
     trigger = [DEVICE_STREAM if device_scores[i] > streams_score[i] else metrics[best[i]]
                for i in range(rows)]
-    alerts = [a for stream, found in events.items() for a in _alerts(found, stream, rows)]
+    alerts = [a for items in found.values() for a in items]
     return Scored(series.key, scores, flags, thresholds, sorted(alerts), trigger,
                   {"streams": (streams_score, streams_flag),
                    "device": (device_scores, device_flags)},
@@ -193,6 +196,20 @@ def _score_random(spec: DetectorSpec, series: Series) -> Scored:
     return Scored(series.key, scores, scores >= RANDOM_FLAG_AT,
                   np.full(series.rows, RANDOM_FLAG_AT), seconds=seconds,
                   readings=series.rows * len(series.metrics))
+
+
+def alert_state(alerts: Sequence[tuple[int, int, str]], rows: int) -> np.ndarray:
+    """Rows in an alert state: from each fired row to the row before its resolve.
+
+    An alert still firing at the end (its "resolved" row is the last row) covers it too.
+
+    >>> alert_state([(1, 3, "t"), (6, 9, "t")], rows=10).astype(int).tolist()
+    [0, 1, 1, 0, 0, 0, 1, 1, 1, 1]
+    """
+    flags = np.zeros(rows, dtype=bool)
+    for fired, resolved, _ in alerts:
+        flags[fired:resolved if resolved < rows - 1 else rows] = True
+    return flags
 
 
 def _alerts(events: list[tuple[int, Any]], stream: str, rows: int) -> list[tuple[int, int, str]]:

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from detector.evaluate import nab
-from detector.evaluate.datasets import Series
+from detector.evaluate.datasets import SKAB_TRAINING_ROWS, Series
 from detector.evaluate.metrics import (
     EventStats,
     PointCounts,
+    duration,
     event_stats,
     flag_runs,
     point_counts,
@@ -39,6 +40,9 @@ class Evaluation:
     alerts: EventStats | None
     files: dict[str, dict]
     flag_all: PointCounts = PointCounts()  # a detector that flags every scored row
+    labelled: PointCounts = PointCounts()  # counts over files that carry labels (SKAB's rule)
+    labelled_flag_all: PointCounts = PointCounts()
+    categories: dict[str, dict] | None = None  # NAB per category at the corpus thresholds
 
     def headline(self) -> dict:
         return {
@@ -56,7 +60,7 @@ def evaluate(series: Sequence[Series], scores: Sequence[np.ndarray],
                                                          for sp in s.spans))
              for s, sc in zip(series, scores, strict=True)]
     nab_results = nab.score_profiles(files)
-    total_point = flag_all = PointCounts()
+    total_point = flag_all = labelled = labelled_flag_all = PointCounts()
     total_events = EventStats()
     total_alerts: EventStats | None = EventStats() if alerts is not None else None
     per_file: dict[str, dict] = {}
@@ -65,7 +69,11 @@ def evaluate(series: Sequence[Series], scores: Sequence[np.ndarray],
         events = event_stats(s.timestamps, s.spans, flag_runs(flag), s.warmup_rows)
         total_point += point
         total_events += events
-        flag_all += point_counts(s.labels(), np.ones(s.rows, dtype=bool), s.warmup_rows)
+        everything = point_counts(s.labels(), np.ones(s.rows, dtype=bool), s.warmup_rows)
+        flag_all += everything
+        if s.labelled:
+            labelled += point
+            labelled_flag_all += everything
         entry = {"rows": s.rows, "windows": len(s.spans), "scored_from_row": s.warmup_rows,
                  "point": point.as_dict(), "event": events.as_dict(),
                  "nab_raw": {name: r.per_file[s.key] for name, r in nab_results.items()}}
@@ -74,14 +82,37 @@ def evaluate(series: Sequence[Series], scores: Sequence[np.ndarray],
             total_alerts += alert_stats
             entry["alerts"] = alert_stats.as_dict()
         per_file[s.source or s.key] = entry
-    return Evaluation(nab_results, total_point, total_events, total_alerts, per_file, flag_all)
+    return Evaluation(nab_results, total_point, total_events, total_alerts, per_file, flag_all,
+                      labelled, labelled_flag_all, _categories(series, files, nab_results))
+
+
+def _categories(series: Sequence[Series], files: Sequence[nab.ScoredFile],
+                results: dict[str, nab.ProfileScore]) -> dict[str, dict]:
+    """NAB per category, each profile at the threshold optimised over the whole corpus."""
+    grouped: dict[str, list[nab.ScoredFile]] = {}
+    for s, f in zip(series, files, strict=True):
+        grouped.setdefault(s.category, []).append(f)
+    out = {}
+    for category, members in sorted(grouped.items()):
+        scores = {name: nab.score_at(members, nab.PROFILES[name], r.threshold)
+                  for name, r in results.items()}
+        standard = scores["standard"]
+        out[category] = {"files": len(members), "windows": standard.windows,
+                         "detected_windows": standard.detected_windows,
+                         "false_positive_rows": standard.false_positive_rows,
+                         **{name: r.score for name, r in scores.items()}}
+    return out
 
 
 def evaluate_scored(series: Sequence[Series], scored: Sequence[Scored]) -> Evaluation:
-    """:func:`evaluate` of a detector run, with its alerts when it raises any (not random)."""
-    alerts = ([[(a, b) for a, b, _ in s.alerts] for s in scored]
-              if all(s.alerting for s in scored) else None)
-    return evaluate(series, [s.scores for s in scored], [s.flags for s in scored], alerts)
+    """:func:`evaluate` of a detector run (its flags are already its alert state)."""
+    return evaluate(series, [s.scores for s in scored], [s.flags for s in scored])
+
+
+def evaluate_flag_all(series: Sequence[Series]) -> Evaluation:
+    """The reference that flags every row with score 1."""
+    return evaluate(series, [np.ones(s.rows) for s in series],
+                    [np.ones(s.rows, dtype=bool) for s in series])
 
 
 def random_spread(series: Sequence[Series], seeds: Sequence[int] = tuple(range(10))) -> dict:
@@ -111,7 +142,7 @@ def build_summary(*, detector: str, fmt: str, data_dir: str, labels: str | None,
                   series: Sequence[Series], scored: Sequence[Scored], result: Evaluation,
                   baseline: Evaluation | None, results_dir: str | None,
                   components: dict[str, Evaluation] | None = None,
-                  spread: dict | None = None) -> dict:
+                  spread: dict | None = None, flag_all: Evaluation | None = None) -> dict:
     """The ``--json`` summary (keys documented in docs/evaluation.md)."""
     seconds = sum(s.seconds for s in scored)
     readings = sum(s.readings for s in scored)
@@ -123,7 +154,6 @@ def build_summary(*, detector: str, fmt: str, data_dir: str, labels: str | None,
         "nab_detail": {name: r.as_dict() for name, r in result.nab.items()},
         "point": result.point.as_dict(),
         "event": result.events.as_dict(),
-        "alerts": result.alerts.as_dict() if result.alerts is not None else None,
         "detector_seconds": seconds,
         "us_per_reading": 1e6 * seconds / readings if readings else None,
         "results_dir": results_dir,
@@ -131,8 +161,19 @@ def build_summary(*, detector: str, fmt: str, data_dir: str, labels: str | None,
     # Point-wise F1 of flagging everything: the floor for F1 when windows are long (SKAB).
     summary["baseline_flag_all"] = {"precision": result.flag_all.precision,
                                     "recall": result.flag_all.recall, "f1": result.flag_all.f1}
+    if flag_all is not None:
+        summary["baseline_flag_all"].update(_reference(flag_all, fmt))
+    if fmt == "skab":
+        summary["skab"] = _leaderboard(result.labelled, series)
+    if result.categories and fmt != "skab":
+        summary["categories"] = result.categories
+        if baseline is not None and baseline.categories:
+            for name, entry in summary["categories"].items():
+                entry["random"] = {k: v for k, v in baseline.categories[name].items()
+                                   if k in result.nab}
     if baseline is not None:
-        summary["baseline_random"] = {**baseline.headline(), "seed": seed}
+        summary["baseline_random"] = {**baseline.headline(), "seed": seed,
+                                      **_reference(baseline, fmt)}
     if spread is not None:
         summary["baseline_random_seeds"] = spread
     if components:
@@ -147,6 +188,98 @@ def build_summary(*, detector: str, fmt: str, data_dir: str, labels: str | None,
     return summary
 
 
+def _leaderboard(counts: PointCounts, series: Sequence[Series]) -> dict:
+    """SKAB's leaderboard numbers: point-wise over the labelled files' rows after row 400."""
+    return {"f1": counts.f1, "far": counts.far, "mar": counts.mar, "tp": counts.tp,
+            "fp": counts.fp, "fn": counts.fn, "tn": counts.tn,
+            "files": sum(1 for s in series if s.labelled)}
+
+
+def _reference(ev: Evaluation, fmt: str) -> dict:
+    """Every metric the comparison shows, for a reference detector."""
+    out = {"nab": {name: r.score for name, r in ev.nab.items()}, "point": ev.point.as_dict(),
+           "event": ev.events.as_dict()}
+    if fmt == "skab":
+        out["skab"] = _leaderboard(ev.labelled, ())
+    return out
+
+
+def comparison(summary: dict) -> list[tuple[str, str, str, str]]:
+    """(metric, detector, random baseline, flag every row): the rows the CLI and report show.
+
+    One definition each: an *alarm* is a run of rows in which the detector was in an alert
+    state (for the random baseline: a run of flagged rows); "-" means undefined (nothing
+    to divide by, e.g. no window detected has no delay).
+    """
+    columns = [summary, summary.get("baseline_random") or {},
+               summary.get("baseline_flag_all") or {}]
+
+    def row(label: str, get) -> tuple[str, str, str, str]:
+        cells = []
+        for col in columns:
+            try:
+                cells.append(get(col))
+            except (KeyError, TypeError):
+                cells.append("-")
+        return (label, *cells)
+
+    rows = [row(f"NAB {name}", lambda c, n=name: _num(c["nab"][n], 0, 1).strip())
+            for name in summary["nab"]]
+    if "skab" in summary:
+        rows += [
+            row("SKAB F1 (leaderboard rule)", lambda c: _num(c["skab"]["f1"]).strip()),
+            row("SKAB false alarm rate FAR", lambda c: _pct(c["skab"]["far"])),
+            row("SKAB missed alarm rate MAR", lambda c: _pct(c["skab"]["mar"])),
+        ]
+    rows += [
+        row("point precision", lambda c: _num(c["point"]["precision"]).strip()),
+        row("point recall", lambda c: _num(c["point"]["recall"]).strip()),
+        row("point F1", lambda c: _num(c["point"]["f1"]).strip()),
+        row("windows detected", lambda c: f"{c['event']['detected']}/{c['event']['windows']}"),
+        row("alarms (true)", lambda c: f"{c['event']['alarms']} ({c['event']['true_alarms']})"),
+        row("false alarms per day", lambda c: _num(c["event"]["false_alarms_per_day"], 0,
+                                                   2).strip()),
+        row("median detection delay", lambda c: duration(c["event"]["delay_s_median"])),
+    ]
+    return rows
+
+
+def format_comparison(summary: dict) -> str:
+    header = (f"{'':<28} {summary['detector']:>12} "
+              f"{'random (seed ' + str(summary['seed']) + ')':>18} {'flag every row':>15}")
+    lines = [header]
+    for label, a, b, c in comparison(summary):
+        lines.append(f"{label:<28} {a:>12} {b:>18} {c:>15}")
+    return "\n".join(lines)
+
+
+def format_categories(summary: dict) -> str:
+    """NAB per category (corpus thresholds), beside the random baseline's."""
+    categories = summary.get("categories")
+    if not categories:
+        return ""
+    names = list(summary["nab"])
+    head = (f"{'category':<28} {'files':>5} {'win':>4} {'det':>4} {'FP rows':>7} "
+            + " ".join(f"{_PROFILE_SHORT.get(n, n):>8}" for n in names)
+            + "   random " + "/".join(_PROFILE_SHORT.get(n, n) for n in names))
+    lines = [head]
+    for name, c in categories.items():
+        random_part = "/".join(_num((c.get("random") or {}).get(n), 0, 1).strip()
+                               for n in names)
+        lines.append(f"{_short(name, 28):<28} {c['files']:>5} {c['windows']:>4} "
+                     f"{c['detected_windows']:>4} {c['false_positive_rows']:>7} "
+                     + " ".join(_num(c.get(n), 8, 1) for n in names) + f"   {random_part}")
+    return "\n".join(lines)
+
+
+_PROFILE_SHORT = {"standard": "standard", "reward_low_FP_rate": "low FP",
+                  "reward_low_FN_rate": "low FN"}
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
 def format_table(summary: dict) -> str:
     """A plain-text table: one line per file, then the corpus totals."""
     lines = []
@@ -159,14 +292,14 @@ def format_table(summary: dict) -> str:
         lines.append(
             f"{_short(name, 52):<52} {f['rows']:>6} {e['windows']:>4} {e['detected']:>4} "
             f"{_num(p['precision'])} {_num(p['recall'])} {_num(p['f1'])} {e['alarms']:>6} "
-            f"{_num(e['false_alarms_per_day'], 7, 1)} {_duration(e['delay_s_median']):>8} "
+            f"{_num(e['false_alarms_per_day'], 7, 1)} {duration(e['delay_s_median']):>8} "
             f"{f['nab_raw']['standard']:>7.2f}")
     lines.append("-" * len(head))
     p, e = summary["point"], summary["event"]
     lines.append(
         f"{'TOTAL':<52} {summary['rows']:>6} {e['windows']:>4} {e['detected']:>4} "
         f"{_num(p['precision'])} {_num(p['recall'])} {_num(p['f1'])} {e['alarms']:>6} "
-        f"{_num(e['false_alarms_per_day'], 7, 1)} {_duration(e['delay_s_median']):>8}")
+        f"{_num(e['false_alarms_per_day'], 7, 1)} {duration(e['delay_s_median']):>8}")
     lines.append("")
     lines.append(f"detector {summary['detector']} on {summary['files_count']} {summary['format']} "
                  f"files, {summary['readings']:,} readings, "
@@ -188,12 +321,18 @@ def format_table(summary: dict) -> str:
                  f"F1 {_num(summary['baseline_flag_all']['f1']).strip()}); event recall "
                  f"{_num(e['recall']).strip()} ({e['detected']}/{e['windows']}), event precision "
                  f"{_num(e['precision']).strip()} ({e['true_alarms']}/{e['alarms']})")
-    alerts = summary.get("alerts")
-    if alerts:
-        lines.append(f"alerts: {alerts['alarms']} fired, {alerts['true_alarms']} true, "
-                     f"windows alerted {alerts['detected']}/{alerts['windows']}, "
-                     f"{_num(alerts['false_alarms_per_day'], 0, 2).strip()} false alerts/day, "
-                     f"median delay {_duration(alerts['delay_s_median']).strip()}")
+    if "skab" in summary:
+        sk, ref = summary["skab"], summary["baseline_flag_all"].get("skab") or {}
+        lines.append(f"SKAB leaderboard rule ({sk['files']} labelled files, rows after the "
+                     f"first {SKAB_TRAINING_ROWS}): F1 {_num(sk['f1']).strip()}, FAR {_pct(sk['far'])}, MAR "
+                     f"{_pct(sk['mar'])} (flagging every row: F1 {_num(ref.get('f1')).strip()}, "
+                     f"FAR {_pct(ref.get('far'))}, MAR {_pct(ref.get('mar'))})")
+    lines.append("")
+    lines.append(format_comparison(summary))
+    categories = format_categories(summary)
+    if categories:
+        lines.append("")
+        lines.append(categories)
     for name, comp in (summary.get("components") or {}).items():
         lines.append(f"  {name} only: NAB standard {_num(comp['nab']['standard'], 0, 1).strip()}, "
                      f"F1 {_num(comp['f1']).strip()}, event recall "
@@ -205,17 +344,6 @@ def _num(value: float | None, width: int = 5, digits: int = 2) -> str:
     text = "-" if value is None else f"{value:.{digits}f}"
     return f"{text:>{width}}"
 
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
 
 
 def _short(text: str, width: int) -> str:
