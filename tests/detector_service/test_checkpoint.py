@@ -130,3 +130,37 @@ def test_an_unreadable_checkpoint_is_set_aside(tmp_path):
     path.write_bytes(b"garbage")
     assert len(_restore(CheckpointFile(path), SETTINGS)) == 0
     assert not path.exists() and list(tmp_path.glob("checkpoint.bin.unreadable-*"))
+
+
+def test_evicted_streams_leave_the_checkpoint_and_come_back_through_it(tmp_path):
+    from detector.streamlimit import StreamGate, StreamLimits
+    from detector.streamstore import StreamStore
+
+    path = tmp_path / "checkpoint.bin"
+    gate = StreamGate(StreamLimits(max_streams=20, evict_idle_s=10), StreamStore(tmp_path / "ev"))
+    engine = Engine(SETTINGS)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="checkpoint-test")
+    worker = Worker(None, MessageHandler(engine, ReadingParser(Topics("iotwatch")), gate=gate),
+                    Emitter(client, Topics("iotwatch")), None, CheckpointFile(path), Metrics(),
+                    Cadence())
+    rnd = random.Random(8)
+
+    def run_round() -> None:
+        worker._start_round(0.0)
+        while worker._round:
+            worker._checkpoint_slice(0.0)
+        assert worker.checkpoint_writer.wait_idle(30)
+
+    worker.process(items(range(2), 0, 50, rnd))
+    run_round()
+    worker.process(items(range(1, 3), 100, 20, rnd))  # dev-2 is new: dev-0, idle, is evicted
+    assert "site/dev-0/t" not in engine and "site/dev-0/t" in gate.store
+    run_round()
+    on_disk = {s["device"] for s in CheckpointFile(path).load_streams()}
+    assert on_disk == {"dev-1", "dev-2", "multi"}
+    worker.process(items(range(3), 200, 5, rnd))  # dev-0 comes back from the store
+    assert "site/dev-0/t" in engine and "site/dev-0/t" in gate.store
+    run_round()
+    assert "site/dev-0/t" not in gate.store  # its record is on disk now
+    restored = Engine.from_streams(SETTINGS, CheckpointFile(path).load_streams())
+    assert states(restored) == states(engine)
