@@ -39,7 +39,7 @@ from detector.streamlimit import StreamGate, store_beside
 from detector.worker import Cadence, Worker
 from iotwatch.httpserver import serve
 from iotwatch.liveness import Vital, check_liveness
-from iotwatch.mqtt import connect, make_client, publish_status
+from iotwatch.mqtt import ack_many, connect, make_client, publish_status
 from iotwatch.parse import ReadingParser
 from iotwatch.topics import Topics
 
@@ -91,7 +91,8 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     # Points out: sink, spool, acks.
     spool = Spool(section.spool.dir, section.spool.max_bytes, section.spool.segment_bytes)
     acker = Acker(client.ack, lambda: intake.generation,
-                  on_acked=lambda tokens: _observe_acks(metrics, tokens))
+                  on_acked=lambda tokens: _observe_acks(metrics, tokens),
+                  send_acks=lambda acks: ack_many(client, acks))
     delivery = Delivery(make_writer(influx, section.output.sink, section.output.file), spool,
                         acker, metrics,
                         lambda line, why: emitter.refused_point(line, why, time.time()))

@@ -98,3 +98,50 @@ def test_batches_give_the_points_of_the_handler_one_message_at_a_time(tmp_path):
             continue
         expected.extend(handler.handle(topic, message.payload, received_at).lines)
     assert lines == expected
+
+
+def test_acks_written_together_are_acks_to_the_broker(mosquitto):
+    """ack_many's one write of many PUBACKs: the acked messages are not sent again after a
+    reconnect, the others are (a malformed packet would cost the connection, or all)."""
+    import threading
+    import time
+
+    from iotwatch.mqtt import ack_many
+
+    received: list[tuple[int, bytes]] = []
+    lock = threading.Lock()
+
+    def on_message(_client, _userdata, message):
+        with lock:
+            received.append((message.mid, bytes(message.payload)))
+
+    topic = "iotwatch/readings/site-acks/dev/t"
+    client_id = "batch-ack-test"
+    consumer = mosquitto.connect("detector", client_id=client_id, clean=False,
+                                 on_message=on_message, manual_ack=True)
+    consumer.subscribe(topic, qos=1)
+    time.sleep(0.3)
+    publisher = mosquitto.connect("publisher")
+    for i in range(40):
+        publisher.publish(topic, str(i).encode(), qos=1).wait_for_publish(10)
+    deadline = time.monotonic() + 20
+    while len(received) < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(received) == 40
+    ack_many(consumer, [(mid, 1) for mid, payload in received if int(payload) % 4])
+    time.sleep(0.5)
+    consumer.disconnect()
+    consumer.loop_stop()
+    received.clear()
+    again = mosquitto.connect("detector", client_id=client_id, clean=False,
+                              on_message=on_message, manual_ack=True)
+    deadline = time.monotonic() + 20
+    while len(received) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert sorted(int(payload) for _mid, payload in received) == list(range(0, 40, 4))
+    ack_many(again, [(mid, 1) for mid, _payload in received])
+    again.disconnect()
+    again.loop_stop()
+    publisher.disconnect()
+    publisher.loop_stop()
