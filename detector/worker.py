@@ -330,9 +330,13 @@ class Worker:
     def _round_done(self) -> None:
         # Once the round is on disk, evicted copies of the streams it holds can go.
         keys, self._round_keys = self._round_keys, set()
-        self.checkpoint_writer.then(lambda: self.handler.checkpointed(keys))
-        self.metrics.checkpoints.inc()
-        self.last_checkpoint = self._clock()
+
+        def on_disk() -> None:  # on the checkpoint thread, once the round is written
+            self.handler.checkpointed(keys)
+            self.metrics.checkpoints.inc()
+            self.last_checkpoint = self._clock()
+
+        self.checkpoint_writer.then(on_disk)
         if self._round_started is not None:
             log.debug("checkpoint round took %.3f s", self._monotonic() - self._round_started)
         self._round_started = None
