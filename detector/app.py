@@ -29,13 +29,17 @@ from detector.consumer import Intake
 from detector.delivery import Delivery
 from detector.emit import Emitter
 from detector.engine import Engine, EngineSettings, snapshot
+from detector.forecast.streams import StreamForecasts
 from detector.handler import MessageHandler
 from detector.metrics import Metrics
+from detector.models.service import prepare as prepare_models
 from detector.reconcile import read_retained_alerts, stale_alerts
 from detector.sequence import LIKELY_CAUSE, SequenceTracker
+from detector.sidestate import WithSideStates, restore_part
 from detector.sink import make_writer
 from detector.spool import Spool
 from detector.streamlimit import StreamGate, store_beside
+from detector.summaries.streams import StreamSummaries
 from detector.worker import Cadence, Worker
 from iotwatch.httpserver import serve
 from iotwatch.liveness import Vital, check_liveness
@@ -56,6 +60,9 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     topics = Topics(mqtt.topic_prefix)
     metrics = Metrics()
 
+    # Trained models named in models: (loaded and checked; iotwatch detect did it already).
+    prepare_models(section)
+
     # State: the engine as the last checkpoint left it.
     checkpoints = CheckpointFile(section.checkpoint.path)
     engine = _restore(checkpoints, section)
@@ -63,11 +70,19 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     # Bounds on the streams held; idle ones are evicted to disk beside the checkpoint.
     gate = StreamGate(section.limits.stream_limits(), store_beside(checkpoints.path), metrics)
     gate.adopt(engine, time.time())
+    # Forecasts and summaries (when configured), their state beside the checkpoint.
+    forecasts = StreamForecasts(section.forecast, influx.precision)
+    summaries = StreamSummaries(section.summaries, influx.precision)
+    parts = {name: restore_part(part, checkpoints.path, name) for name, part in
+             (("forecast", forecasts), ("summaries", summaries)) if part.active}
+    if parts:
+        checkpoints = WithSideStates(checkpoints, parts)
     handler = MessageHandler(engine, ReadingParser(topics, section.limits.parse_limits()),
                              measurement=influx.measurement,
                              alert_measurement=influx.alert_measurement,
                              device_points=section.output.device_points,
-                             precision=influx.precision, sequences=sequences, gate=gate)
+                             precision=influx.precision, sequences=sequences, gate=gate,
+                             forecasts=parts.get("forecast"), summaries=parts.get("summaries"))
 
     # Alerts that fired after that checkpoint: the retained alert states tell.
     retained = read_retained_alerts(mqtt, topics.alert_state_filter)
@@ -86,7 +101,8 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     publisher = make_client(mqtt, SERVICE, persistent=True,
                             client_id=f"{mqtt.client_id or 'iotwatch-' + SERVICE}-out")
     publisher.will_clear()  # the input connection carries the service's last will
-    emitter = Emitter(publisher, topics, section.output.alert_state_on_resolve)
+    emitter = Emitter(publisher, topics, section.output.alert_state_on_resolve,
+                      stateless_rules=forecasts.warning_rules)
 
     # Points out: sink, spool, acks.
     spool = Spool(section.spool.dir, section.spool.max_bytes, section.spool.segment_bytes)

@@ -31,6 +31,16 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
+    from detector.models.artifact import ModelError
+    from detector.models.service import prepare
+
+    try:
+        # Trained models are refused here, before anything connects (docs/models.md).
+        prepare(config.detector)
+    except ModelError as exc:
+        for line in str(exc).splitlines():
+            print(f"{args.config}: detector.{line}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.check:
         print(f"{args.config}: ok")
         return 0

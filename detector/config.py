@@ -15,13 +15,16 @@ empty file runs the service against a local broker and InfluxDB 1.x.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from detector.engine.settings import EngineSettings
+from detector.engine.settings import MODEL_PREFIX, EngineSettings
+from detector.forecast.settings import ForecastSettings
 from detector.streamlimit import StreamLimits
+from detector.summaries.settings import SummarySettings
 from iotwatch.config import HttpSettings, InfluxSettings, LogSettings, MqttSettings, StrictModel
 from iotwatch.parse import ParseLimits
 
@@ -115,6 +118,29 @@ class CheckpointSettings(StrictModel):
     after_alert_s: float = Field(default=5.0, ge=0)
 
 
+class ModelsSettings(StrictModel):
+    """Trained model files (``iotwatch train``), used in ``enabled`` lists as ``model:<name>``.
+
+    Only files named here are loaded, and only from ``directory``: a joblib file is a
+    pickle, and loading one runs code it contains.
+    """
+
+    directory: Path = Path("models")
+    # name -> file name inside ``directory`` (its metadata MODEL.json lies beside it)
+    files: dict[str, str] = {}
+
+    @field_validator("files")
+    @classmethod
+    def _plain_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, file in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+                raise ValueError(f"model names are [A-Za-z0-9_.-]{{1,64}}, got {name!r}")
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+\.joblib", file) or file.startswith("."):
+                raise ValueError(f"{name}: must be a .joblib file name inside the model "
+                                 f"directory (no path), got {file!r}")
+        return value
+
+
 class SequenceSettings(StrictModel):
     """Checks of the readings' ``seq`` numbers, so readings lost on the way are seen."""
 
@@ -135,6 +161,22 @@ class DetectorSection(EngineSettings):
     checkpoint: CheckpointSettings = CheckpointSettings()
     limits: LimitsSettings = LimitsSettings()
     sequence: SequenceSettings = SequenceSettings()
+    forecast: ForecastSettings = ForecastSettings()
+    summaries: SummarySettings = SummarySettings()
+    models: ModelsSettings = ModelsSettings()
+
+    @model_validator(mode="after")
+    def _models_declared(self) -> DetectorSection:
+        declared = {f"{MODEL_PREFIX}{name}" for name in self.models.files}
+        lists = [("enabled", self.enabled)] + [
+            (f"streams.{i}.enabled", rule.enabled) for i, rule in enumerate(self.streams)]
+        for where, names in lists:
+            for name in names or ():
+                if name.startswith(MODEL_PREFIX) and name not in declared:
+                    known = ", ".join(sorted(declared)) or "none"
+                    raise ValueError(f"{where}: {name!r} is not in models.files "
+                                     f"(declared: {known})")
+        return self
 
 
 class DetectorFile(StrictModel):

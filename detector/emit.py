@@ -4,7 +4,8 @@ Every message goes out at QoS 1; the caller keeps the returned ``MQTTMessageInfo
 acknowledges the reading behind them only once the broker has confirmed each one.
 
 - ``<prefix>/alerts/<site>/<device>/<metric>``: every firing and resolved alert, not retained.
-- ``<prefix>/alert-state/<site>/<device>/<metric>``: retained; the firing alert while it
+- ``<prefix>/alert-state/<site>/<device>/<metric>``: retained (the anomaly alert, not the
+  early warnings of ``stateless_rules``); the firing alert while it
   fires, then cleared (an empty retained message) on resolve, or the resolved alert with
   ``output.alert_state_on_resolve: resolved``.
 - ``<prefix>/deadletter/detector``: every rejected message with its reason.
@@ -32,15 +33,21 @@ class Emitter:
     """Publishes alerts and dead letters through one paho client (paho is thread-safe)."""
 
     def __init__(self, client: paho.Client, topics: Topics,
-                 on_resolve: Literal["clear", "resolved"] = "clear") -> None:
+                 on_resolve: Literal["clear", "resolved"] = "clear",
+                 stateless_rules: frozenset[str] = frozenset()) -> None:
         self.client = client
         self.topics = topics
         self.on_resolve = on_resolve
+        # Rules whose alerts do not take the stream's retained alert-state topic, which
+        # holds its anomaly alert (early warnings: their state is in the checkpoint).
+        self.stateless_rules = stateless_rules
 
     def alert(self, alert: Alert) -> list[paho.MQTTMessageInfo]:
         payload = alert.to_payload()
         sent = [self._publish(self.topics.alert(alert.site, alert.device, alert.metric),
                               payload, retain=False)]
+        if alert.rule in self.stateless_rules:
+            return [info for info in sent if info is not None]
         state_topic = self.topics.alert_state(alert.site, alert.device, alert.metric)
         if alert.state == "resolved" and self.on_resolve == "clear":
             sent.append(self._publish(state_topic, b"", retain=True))

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detector.engine import DEVICE_METRIC, AlertEvent, Engine, Outcome, snapshot
+from detector.forecast.streams import StreamForecasts
 from detector.lineprotocol import (
     SeriesKeys,
     alert_line,
@@ -34,6 +35,7 @@ from detector.lineprotocol import (
 )
 from detector.sequence import SequenceTracker
 from detector.streamlimit import StreamGate
+from detector.summaries.streams import StreamSummaries
 from iotwatch.contracts import Alert, Reading, Rejected
 from iotwatch.parse import ReadingParser
 
@@ -56,7 +58,8 @@ class MessageHandler:
     def __init__(self, engine: Engine, parser: ReadingParser, *, measurement: str = "readings",
                  alert_measurement: str = "alerts", device_points: bool = True,
                  precision: str = "us", sequences: SequenceTracker | None = None,
-                 gate: StreamGate | None = None) -> None:
+                 gate: StreamGate | None = None, forecasts: StreamForecasts | None = None,
+                 summaries: StreamSummaries | None = None) -> None:
         self.engine = engine
         self.sequences = sequences
         self.parser = parser
@@ -66,6 +69,8 @@ class MessageHandler:
         self._alert_measurement = alert_measurement
         self._device_points = device_points
         self.precision = precision  # of every timestamp written (influxdb.precision)
+        self.forecasts = forecasts if forecasts is not None and forecasts.active else None
+        self.rollups = summaries if summaries is not None and summaries.active else None
         # Streams whose state changed since the checkpoint last took them (ordered, no dups).
         self._dirty: dict[str, None] = {}
 
@@ -115,6 +120,10 @@ class MessageHandler:
             if outcome.event is not None:
                 self._alert(done, reading.site, reading.device, reading.metric,
                             outcome.event)
+            if self.forecasts is not None:
+                self._forecast(done, reading, outcome)
+            if self.rollups is not None:
+                self._summarize(done, reading, outcome)
         if len(readings) > 1:
             try:
                 self._device(done, readings)
@@ -129,6 +138,34 @@ class MessageHandler:
         value = float_field(reading.value) or "0.0"
         return (f"{self._series.prefix(reading.site, reading.device, reading.metric)} "
                 f"value={value} {timestamp(reading.ts, self.precision)}")
+
+    def _forecast(self, done: Handled, reading: Reading, outcome: Outcome) -> None:
+        """Forecast points and early warnings (detector.forecast): logic in detector/forecast."""
+        try:
+            lines, alerts = self.forecasts.observe(  # type: ignore[union-attr]
+                reading.site, reading.device, reading.metric, reading.ts, reading.value,
+                anomaly_event=None if outcome.event is None else outcome.event.state)
+        except Exception as exc:  # a forecaster bug must not lose the reading
+            done.engine_errors.append(f"{reading.stream}: forecast: {type(exc).__name__}: {exc}")
+            return
+        done.lines.extend(lines)
+        for alert in alerts:
+            done.alerts.append(alert)
+            done.lines.append(alert_line(
+                self._alert_measurement, site=alert.site, device=alert.device,
+                metric=alert.metric, severity=alert.severity, state=alert.state,
+                fingerprint=alert.fingerprint, value=alert.value, score=alert.score,
+                text=alert.annotations["summary"], ts=alert.ts))
+
+    def _summarize(self, done: Handled, reading: Reading, outcome: Outcome) -> None:
+        """Hourly and daily summaries (detector.summaries): logic in detector/summaries."""
+        try:
+            done.lines.extend(self.rollups.observe(  # type: ignore[union-attr]
+                reading.site, reading.device, reading.metric, reading.ts, reading.value,
+                anomaly=outcome.anomaly,
+                alert=outcome.event is not None and outcome.event.state == "firing"))
+        except Exception as exc:  # a summary bug must not lose the reading
+            done.engine_errors.append(f"{reading.stream}: summary: {type(exc).__name__}: {exc}")
 
     def _device(self, done: Handled, readings: list[Reading]) -> None:
         first = readings[0]
@@ -194,11 +231,15 @@ class MessageHandler:
 
     def summaries(self) -> dict[str, dict[str, Any]]:
         with self.lock:
-            summaries = self.engine.stream_summaries()
+            found = self.engine.stream_summaries()
             if self.sequences is not None:
-                for key, summary in summaries.items():
+                for key, summary in found.items():
                     summary["sequence"] = self.sequences.stream(key)
-            return summaries
+            if self.forecasts is not None:  # ready, season, step, late, warning states
+                for key, forecast in self.forecasts.summaries().items():
+                    if key in found:
+                        found[key]["forecast"] = forecast
+            return found
 
     def stream_count(self) -> int:
         with self.lock:

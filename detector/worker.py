@@ -37,6 +37,7 @@ from detector.emit import Emitter
 from detector.handler import Handled, MessageHandler
 from detector.lineprotocol import counters_line
 from detector.metrics import Metrics
+from detector.sidestate import WithSideStates
 from iotwatch.contracts import Reason, Rejected
 from iotwatch.liveness import Heartbeat
 
@@ -66,7 +67,7 @@ class Worker:
     """Runs the processing loop on its own thread until ``stop``."""
 
     def __init__(self, intake: Intake, handler: MessageHandler,
-                 emitter: Emitter, delivery: Delivery, checkpoints: CheckpointFile,
+                 emitter: Emitter, delivery: Delivery, checkpoints: CheckpointFile | WithSideStates,
                  metrics: Metrics, cadence: Cadence, *,
                  clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -94,12 +95,17 @@ class Worker:
         self.heartbeat = Heartbeat(monotonic)  # for /health/live
         # Checkpoint rounds: the streams still to write, those written this round, and
         # those the file holds.
-        self.checkpoint_writer = CheckpointWriter(checkpoints)
+        # Forecast and summary states (detector.sidestate) are saved after each round.
+        self._sides = checkpoints if isinstance(checkpoints, WithSideStates) else None
+        store = self._sides.engine if self._sides is not None else checkpoints
+        self.checkpoint_writer = CheckpointWriter(store)
         self._round: deque[str] = deque()
         self._round_keys: set[str] = set()
         self._round_started: float | None = None
         self._round_held = False
-        self._recorded: set[str] = checkpoints.keys()
+        self._unsaved_count = 0
+        self._next_unsaved_log = 0.0
+        self._recorded: set[str] = store.keys()
 
     def stop(self) -> None:
         self._stop.set()
@@ -314,7 +320,11 @@ class Worker:
         with self.handler.lock:
             while round_:
                 key = round_.popleft()
-                body = state_of(key)
+                try:
+                    body = state_of(key)
+                except Exception as exc:  # keep running on its last good record
+                    self._unsaved(key, exc)
+                    continue
                 out.append((key, body))
                 if body is None:
                     recorded.discard(key)
@@ -327,11 +337,24 @@ class Worker:
         if not round_:
             self._round_done()
 
+    def _unsaved(self, key: str, exc: Exception) -> None:
+        self._unsaved_count += 1
+        now = self._monotonic()
+        if now >= self._next_unsaved_log:  # at most a line a minute: it may repeat per stream
+            self._next_unsaved_log = now + 60.0
+            log.error("cannot checkpoint stream %s (%d so far; its last record stays): %s: %s",
+                      key, self._unsaved_count, type(exc).__name__, exc)
+
     def _round_done(self) -> None:
         # Once the round is on disk, evicted copies of the streams it holds can go.
         keys, self._round_keys = self._round_keys, set()
+        # Taken here, on the only thread that changes them; written with the round.
+        sides = [] if self._sides is None else [
+            (file, part.snapshot()) for part, file in self._sides.parts.values()]
 
         def on_disk() -> None:  # on the checkpoint thread, once the round is written
+            for file, data in sides:
+                file.save(data)
             self.handler.checkpointed(keys)
             self.metrics.checkpoints.inc()
             self.last_checkpoint = self._clock()

@@ -19,9 +19,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("detector.cli", "run the detector service (MQTT in, InfluxDB and alerts out)"),
     "alert": ("alerting.cli", "run the alerting service (alerts in, email and webhooks out)"),
     "evaluate": ("detector.evaluate.cli", "score detectors offline on labelled data"),
+    "train": ("detector.models.cli", "fit a model (isolation forest, one-class SVM, k-means, "
+              "autoencoder) on recorded normal data"),
+    "tune": ("detector.models.tune_cli", "search a detector's or a model's parameters on "
+             "labelled data"),
     "demo": ("iotwatch.demo.cli", "run the whole pipeline locally and show it working"),
     "bench": ("detector.benchmark.cli", "measure the detector against the broker's ceiling"),
     "dashboard": ("iotwatch.dashboard.cli", "serve a live web page of streams, alerts and services"),
+    "summarize": ("detector.summaries.cli", "hourly and daily summaries of a recording"),
 }
 
 EXIT_USAGE = 2

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from iotwatch.httpserver import serve
 from iotwatch.mqtt import connect, make_client, publish_status
@@ -41,6 +41,9 @@ from publisher.replay import Replay, read_windows
 from publisher.samples import Sample
 from publisher.sender import MqttSender
 from publisher.simulation import FleetSimulation, default_start, span_s
+
+if TYPE_CHECKING:
+    from publisher.audio import AudioOptions
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +63,16 @@ class Source(Protocol):
 
 def run(config: PublisherFile, *, fleet: FleetSpec | None, replay: Path | None = None,
         out_dir: Path | None = None, stop: threading.Event | None = None,
-        abort: threading.Event | None = None) -> int:
+        abort: threading.Event | None = None, audio: AudioOptions | None = None) -> int:
     """Run to the end of the source (or until SIGINT/SIGTERM or ``stop``); return the exit
     status: 0 when every reading was delivered or written, 1 when some were not."""
     if stop is None:
         stop, abort = _stop_on_signals()
     settings = config.publisher
-    source = _source(settings, fleet, replay, to_files=out_dir is not None)
+    if audio is not None:
+        source: Source = _audio_source(settings, audio, to_files=out_dir is not None)
+    else:
+        source = _source(settings, fleet, replay, to_files=out_dir is not None)
     if out_dir is not None:
         return _write_files(source, out_dir, stop)
     return _publish(config, source, stop, abort or threading.Event())
@@ -102,6 +108,25 @@ def _source(settings: PublisherSettings, fleet: FleetSpec | None, replay: Path |
              settings.seed, format_rfc3339(start),
              f"{span:g} simulated seconds" if span is not None else "until stopped")
     return simulation
+
+
+def _audio_source(settings: PublisherSettings, audio: AudioOptions, to_files: bool) -> Source:
+    from publisher.audio import AudioSource  # numpy's FFT only when sound is asked for
+
+    site = settings.replay.site if settings.replay.site != "replay" else "audio"
+    if settings.start is not None:
+        start = parse_timestamp(settings.start)
+    elif to_files:
+        start = parse_timestamp(FILE_START)
+    else:
+        start = 0.0  # set below, once the recordings' length is known
+    source = AudioSource(audio.path, site, start, frame_ms=audio.frame_ms, bands=audio.bands)
+    if settings.start is None and not to_files:
+        source.start = default_start(time.time(), settings.speed, source.span_s)
+    log.info("sound features of %d file(s) from %s as site %s, %g ms frames, from %s",
+             len(source.files), audio.path, source.site, audio.frame_ms,
+             format_rfc3339(source.start))
+    return source
 
 
 def _write_files(source: Source, out_dir: Path, stop: threading.Event) -> int:

@@ -27,6 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--windows", metavar="FILE",
                         help="NAB label windows of the replayed files (combined_windows.json): "
                         "written and sent as labels, like an anomaly column of SKAB files")
+    parser.add_argument("--audio", metavar="FILE_OR_DIR",
+                        help="publish per-frame sound features of WAV files (RMS, peak, crest, "
+                        "spectral centroid and flatness, band energies) as streams of the "
+                        "device named like each file")
+    parser.add_argument("--frame-ms", type=_positive_float, default=100.0, metavar="N",
+                        help="audio frame length in milliseconds (default 100)")
+    parser.add_argument("--bands", default="0-250,250-1000,1000-4000,4000-8000",
+                        metavar="LOW-HIGH,...", help="audio energy bands in Hz")
     parser.add_argument("--site", help="site of replayed devices (default: replay)")
     parser.add_argument("--metric",
                         help="metric name of a replayed file's single value column")
@@ -58,8 +66,13 @@ def run(args: argparse.Namespace) -> int:
     from iotwatch.mqtt import MqttError
     from iotwatch.paths import PathProblem, output_dir, output_file
     from publisher import app
+    from publisher.audio import AudioError
     from publisher.replay import ReplayError
 
+    if args.audio and (args.replay or args.fleet):
+        print("iotwatch publish: --audio cannot be combined with --replay or --fleet",
+              file=sys.stderr)
+        return EXIT_CONFIG
     try:
         config, fleet, source_name = _load(args)
     except ConfigError as exc:
@@ -81,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         return app.run(config, fleet=fleet,
                        replay=Path(args.replay) if args.replay else None,
-                       out_dir=Path(args.out) if args.out else None)
-    except ReplayError as exc:  # the recording is not what --replay expects
+                       out_dir=Path(args.out) if args.out else None, audio=_audio(args))
+    except (ReplayError, AudioError) as exc:  # the recording is not what was expected
         fatal("iotwatch publish", str(exc))
         return EXIT_CONFIG
     except MqttError as exc:
@@ -100,7 +113,8 @@ def _load(args: argparse.Namespace):
     from publisher.fleet import load_fleet
 
     path = args.config or DEFAULT_CONFIG
-    if args.config is None and not Path(path).exists() and (args.fleet or args.replay):
+    if args.config is None and not Path(path).exists() and (args.fleet or args.replay
+                                                            or args.audio):
         config, base = PublisherFile(), Path.cwd()
     else:
         config = load_config(path, PublisherFile)
@@ -121,6 +135,8 @@ def _load(args: argparse.Namespace):
     config = config.model_copy(update={"publisher": settings})
     if args.replay:
         return config, None, args.replay
+    if args.audio:
+        return config, None, args.audio
     if args.fleet:
         fleet_path = Path(args.fleet)
     elif settings.fleet_file is not None:
@@ -133,6 +149,15 @@ def _load(args: argparse.Namespace):
                            "(or an inline publisher.fleet), or pass --fleet FILE or "
                            "--replay FILE_OR_DIR"], path)
     return config, load_fleet(fleet_path), str(fleet_path)
+
+
+def _audio(args: argparse.Namespace):
+    """The --audio source's options (None without --audio); bands checked here."""
+    if not args.audio:
+        return None
+    from publisher.audio import AudioOptions, parse_bands
+
+    return AudioOptions(Path(args.audio), args.frame_ms, parse_bands(args.bands))
 
 
 def _positive_int(text: str) -> int:

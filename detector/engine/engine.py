@@ -252,13 +252,15 @@ class Engine:
             value_range = resolve_stream(settings, f"{site}/{device}/{metric}").value_range
             if value_range is not None:
                 ranges[metric] = value_range
-        method = settings.detectors.multivariate.method
-        detector = registry.create(method, settings,
-                                   registry.StreamContext(metric_ranges=ranges))
-        return _Stream(site, device, DEVICE_METRIC, (method,), [detector],
-                       self._calibrator([detector]),
+        # A rule for site/device/_device may enable device detectors (trained device models).
+        names = tuple(n for n in config.enabled if registry.kind_of(n) == "device") or (
+            settings.detectors.multivariate.method,)
+        context = registry.StreamContext(metric_ranges=ranges)
+        detectors = [registry.create(name, settings, context) for name in names]
+        return _Stream(site, device, DEVICE_METRIC, names, detectors,
+                       self._calibrator(detectors),
                        self._machine(site, device, DEVICE_METRIC, config.decision),
-                       self._config_id((method,), tuple(sorted(ranges.items()))), metrics)
+                       self._config_id(names, tuple(sorted(ranges.items()))), metrics)
 
     def _calibrator(self, detectors: list[Any]) -> Calibrator:
         surprises = tuple(bool(getattr(d, "surprise_score", False)) for d in detectors)

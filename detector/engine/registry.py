@@ -42,6 +42,10 @@ class Entry:
 
 
 REGISTRY: dict[str, Entry] = {}
+# Trained models (``model:<name>``), registered at run time by the service's edge
+# (detector/models/service.py) with the loaded model in the factory: not configuration
+# names, so ``univariate_names`` does not list them.
+MODELS: dict[str, Entry] = {}
 
 
 def register(name: str, kind: Literal["stream", "device"], summary: str) -> Callable[[Factory],
@@ -64,10 +68,22 @@ def device_names() -> list[str]:
     return sorted(name for name, entry in REGISTRY.items() if entry.kind == "device")
 
 
+def register_model(name: str, kind: Literal["stream", "device"], summary: str,
+                   factory: Factory) -> None:
+    """Add (or replace) the trained model detector ``name`` (``model:<name>``)."""
+    MODELS[name] = Entry(name, kind, factory, summary)
+
+
+def kind_of(name: str) -> str | None:
+    """``"stream"`` or ``"device"`` for a registered name, None for an unknown one."""
+    entry = REGISTRY.get(name) or MODELS.get(name)
+    return entry.kind if entry is not None else None
+
+
 def create(name: str, settings: EngineSettings, context: StreamContext) -> Detector[Any]:
     """A fresh detector ``name`` configured from ``settings`` for one stream."""
     try:
-        entry = REGISTRY[name]
+        entry = REGISTRY[name] if name in REGISTRY else MODELS[name]
     except KeyError:
         known = ", ".join(sorted(REGISTRY))
         raise KeyError(f"unknown detector {name!r} (known: {known})") from None

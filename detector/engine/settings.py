@@ -15,6 +15,7 @@ service nests these under its ``detector:`` section, so a key path such as
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -25,6 +26,11 @@ from iotwatch.config import StrictModel
 # MAX_SKIPS in a row (then a lasting change is learned). See docs/detection.md.
 SKIP_ABOVE = 100.0
 MAX_SKIPS = 10
+
+# Trained models are named ``model:<name>`` in ``enabled`` lists; the detector service
+# registers them from its ``models:`` section at start-up (see docs/models.md).
+MODEL_PREFIX = "model:"
+_MODEL_NAME = re.compile(r"^model:[A-Za-z0-9_.-]{1,64}$")
 
 FeatureName = Literal["value", "diff", "mean", "std", "lag1", "lag2", "lag3"]
 
@@ -260,6 +266,11 @@ def _check_detector_names(names: list[str]) -> list[str]:
     if not names:
         raise ValueError(f"must name at least one detector (known: {', '.join(known)})")
     for name in names:
+        if name.startswith(MODEL_PREFIX):
+            if not _MODEL_NAME.match(name):
+                raise ValueError(f"model names are 'model:' and [A-Za-z0-9_.-]{{1,64}}, "
+                                 f"got {name!r}")
+            continue
         if name not in known:
             raise ValueError(f"unknown detector {name!r} (known: {', '.join(known)})")
     if len(set(names)) != len(names):

@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from detector.evaluate import forecasting
+
 EXIT_USAGE = 2
 FORMATS = ("nab", "skab", "iotwatch")
 
@@ -28,6 +30,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", metavar="NAME",
                         help="evaluate only this registered detector, or 'random' "
                         "(default: the configured combination, reported as 'iotwatch')")
+    parser.add_argument("--model", metavar="MODEL.joblib|KIND",
+                        help="evaluate a trained model file (iotwatch train), or train a "
+                        "model of KIND (isolation_forest, one_class_svm, kmeans, autoencoder) "
+                        "on each file's unscored prefix (SKAB: first 400 rows) and evaluate it")
+    parser.add_argument("--leaderboard", action="store_true",
+                        help="also evaluate the online default, every single detector and "
+                        "every model kind (trained per file) on the same files, and print "
+                        "(and report) one table with the random baseline and, on SKAB, the "
+                        "published leaderboard numbers")
+    parser.add_argument("--params", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="with --model KIND: the model's parameters")
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="detector service YAML whose 'detector:' section configures the engine")
     parser.add_argument("--out", type=Path, metavar="DIR",
@@ -41,16 +54,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed for seeded detectors and the random baseline "
                         "(default: the configured seed)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    forecasting.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from detector.evaluate.datasets import DatasetError
+    from detector.models.artifact import ModelError
     from iotwatch.config import ConfigError
     from iotwatch.paths import PathProblem
 
     try:
         return _run(args)
-    except (DatasetError, ConfigError, UsageError, PathProblem) as exc:
+    except (DatasetError, ConfigError, UsageError, ModelError, PathProblem) as exc:
         for line in str(exc).splitlines():
             print(f"iotwatch evaluate: error: {line}", file=sys.stderr)
         return EXIT_USAGE
@@ -87,8 +102,19 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--labels {args.labels}: file not found")
     labels = args.labels or datasets.default_labels(data_dir, fmt)
     spec = build_spec(args.detector, args.config, args.seed)
+    try:
+        forecast_settings = forecasting.settings_for(
+            load_engine_settings(args.config) if args.config else None, args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.model is not None:
+        spec = model_spec(args.model, args.params, args.detector, spec)
 
     series = datasets.load(data_dir, fmt, labels)
+    if spec.model is not None and spec.model.path is not None:
+        from detector.models.evaluation import covered
+
+        series = covered(spec.model.path, series)
     if not series:
         raise UsageError(f"{data_dir}: nothing to evaluate")
     bar = None if args.quiet else Progress(
@@ -118,7 +144,29 @@ def _run(args: argparse.Namespace) -> int:
         result=result, baseline=baseline,
         results_dir=str(args.out / spec.name) if args.out else None, components=components,
         spread=spread, flag_all=flag_all)
+    if forecast_settings is not None:
+        report["forecast"] = forecasting.forecast_summary(series, forecast_settings)
     print(summary.format_table(report))
+    if forecast_settings is not None:
+        print(forecasting.format_forecast(report["forecast"]))
+    if args.leaderboard:
+        from detector.models import leaderboard
+
+        def contender(name: str, kind: str) -> dict:
+            other = (model_spec(name, [], None, build_spec(None, args.config, args.seed))
+                     if kind == "model" else
+                     build_spec(None if kind == "default" else name, args.config, args.seed))
+            if not args.quiet:
+                print(f"leaderboard: {name}", file=sys.stderr)
+            found = runner.run_all(other, series, jobs=args.jobs)
+            return summary.build_summary(
+                detector=other.name, fmt=fmt, data_dir=str(data_dir), labels=None,
+                seed=other.seed, series=series, scored=found,
+                result=summary.evaluate_scored(series, found), baseline=baseline,
+                results_dir=None, components=None, spread=None, flag_all=flag_all)
+
+        report["leaderboard"] = leaderboard.build(report, fmt, contender)
+        print("\n" + leaderboard.format_table(report["leaderboard"], fmt))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2
@@ -152,6 +200,31 @@ def build_spec(detector: str | None, config: Path | None, seed: int | None):
     if overrides:
         settings = type(settings).model_validate({**settings.model_dump(), **overrides})
     return DetectorSpec(detector or DEFAULT_NAME, settings, settings.seed)
+
+
+def model_spec(model: str, params: list[str], detector: str | None, spec):
+    """``spec`` running the trained model (a file) or a model kind trained per file."""
+    from detector.evaluate.runner import DetectorSpec
+    from detector.models import kinds
+    from detector.models.artifact import ModelError, read_metadata
+    from detector.models.cli import parse_params
+    from detector.models.evaluation import ModelPlan
+
+    if detector is not None:
+        raise UsageError("--model and --detector: pick one")
+    try:
+        if model in kinds.KINDS:
+            plan = ModelPlan(kind=model, params=parse_params(params, kinds.KINDS[model]),
+                             seed=spec.seed)
+        else:
+            path = Path(model)
+            if params:
+                raise UsageError("--params goes with --model KIND (a trained file has its own)")
+            read_metadata(path)  # a missing or foreign file is refused before any work
+            plan = ModelPlan(path=path, seed=spec.seed)
+    except (ModelError, ValueError) as exc:
+        raise UsageError(f"--model {model}: {exc}") from None
+    return DetectorSpec(plan.label, spec.settings, spec.seed, plan)
 
 
 def load_engine_settings(config: Path | None):

@@ -26,7 +26,7 @@ import csv
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -276,6 +276,37 @@ def _read_skab_csv(path: Path, rel: Path) -> Series:
 # ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class RecordingRow:
+    """One row of a publisher recording (``readings.csv``)."""
+
+    where: str        # file:line, for errors
+    stamp: str        # the ts cell as written
+    ts: float         # epoch seconds
+    site: str
+    device: str
+    metric: str
+    value: float
+
+
+def recording_rows(path: Path) -> Iterator[RecordingRow]:
+    """The rows of a publisher recording in file order; DatasetError names a bad one."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = [h.strip().lower() for h in next(reader, [])]
+        expected = ["ts", "site", "device", "metric", "value"]
+        if any(col not in header for col in expected):
+            raise DatasetError(f"{path}: expected header {','.join(expected)}, got {header}")
+        cols = [header.index(col) for col in expected]
+        for line, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            where = f"{path}:{line}"
+            ts, site, device, metric, value = (_cell(row, i, where) for i in cols)
+            yield RecordingRow(where, ts, _timestamp(ts, where), site, device, metric,
+                               _number(value, where))
+
+
 def load_iotwatch(data_dir: Path, labels_path: Path) -> list[Series]:
     readings = data_dir / IOTWATCH_READINGS
     if not readings.is_file():
@@ -284,24 +315,12 @@ def load_iotwatch(data_dir: Path, labels_path: Path) -> list[Series]:
         raise DatasetError(f"{labels_path}: labels file not found (the publisher writes "
                            f"{IOTWATCH_LABELS} next to {IOTWATCH_READINGS}; pass --labels FILE)")
     streams: dict[tuple[str, str, str], tuple[list[str], list[float], list[float]]] = {}
-    with readings.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = [h.strip().lower() for h in next(reader, [])]
-        expected = ["ts", "site", "device", "metric", "value"]
-        if any(col not in header for col in expected):
-            raise DatasetError(f"{readings}: expected header {','.join(expected)}, got {header}")
-        cols = [header.index(col) for col in expected]
-        for line, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            where = f"{readings}:{line}"
-            ts, site, device, metric, value = (_cell(row, i, where) for i in cols)
-            ts_s = _timestamp(ts, where)
-            number = _number(value, where)
-            stamps, times, values = streams.setdefault((site, device, metric), ([], [], []))
-            stamps.append(ts)
-            times.append(ts_s)
-            values.append(number)
+    for row in recording_rows(readings):
+        stamps, times, values = streams.setdefault((row.site, row.device, row.metric),
+                                                   ([], [], []))
+        stamps.append(row.stamp)
+        times.append(row.ts)
+        values.append(row.value)
     faults = _read_iotwatch_labels(labels_path)
     series = []
     for (site, device, metric), (stamps, times, values) in streams.items():

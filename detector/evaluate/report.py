@@ -167,6 +167,14 @@ img { max-width: 100%; border: 1px solid #ddd; margin-bottom: 1.5em; }
 """
 
 
+def _leaderboard(summary: dict) -> str:
+    if not summary.get("leaderboard"):
+        return ""
+    from detector.models.leaderboard import html_table
+
+    return html_table(summary["leaderboard"])
+
+
 def _html(summary: dict, images: list[tuple[str, str]]) -> str:
     from detector.evaluate.summary import comparison
 
@@ -217,6 +225,7 @@ NAB thresholds optimised over the corpus: {esc(thresholds)}.</p>
 <p class="note">An alarm is a run of rows in which the detector was in an alert state (the
 random baseline: a run of flagged rows); '-' means undefined (nothing to divide by).
 {speed} us per reading.</p>
+{_leaderboard(summary)}
 {categories}
 <h2>Files</h2>
 <table><thead><tr><th>file</th><th>rows</th><th>windows detected</th><th>alarms</th>

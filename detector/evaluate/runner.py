@@ -47,6 +47,7 @@ class DetectorSpec:
     name: str
     settings: Any | None  # detector.engine.EngineSettings
     seed: int = 42
+    model: Any | None = None  # detector.models.evaluation.ModelPlan: a trained model runs
 
 
 @dataclass
@@ -75,9 +76,14 @@ def score_series(spec: DetectorSpec, series: Series,
         return scored
     from detector.engine import Engine
 
-    engine = Engine(spec.settings)
+    settings, device_only = spec.settings, False
+    if spec.model is not None:
+        from detector.models.evaluation import engine_settings
+
+        settings, device_only = engine_settings(spec.model, series, settings)
+    engine = Engine(settings)
     if series.multivariate:
-        return _score_device(engine, series, report)
+        return _score_device(engine, series, report, streams=not device_only)
     return _score_stream(engine, series, report)
 
 
@@ -141,7 +147,8 @@ def _score_stream(engine: Any, series: Series, report: Callable[[int], None]) ->
                   seconds=seconds, readings=rows, alerting=True)
 
 
-def _score_device(engine: Any, series: Series, report: Callable[[int], None]) -> Scored:
+def _score_device(engine: Any, series: Series, report: Callable[[int], None],
+                  streams: bool = True) -> Scored:
     site, device, metrics = series.site, series.device, series.metrics
     rows, width = series.rows, len(metrics)
     stream_scores = np.zeros((rows, width))
@@ -158,7 +165,8 @@ def _score_device(engine: Any, series: Series, report: Callable[[int], None]) ->
         outcomes = []
         for i in range(begin, end):
             ts, row = timestamps[i], values[i]
-            per_metric = [process(site, device, m, ts, v) for m, v in zip(metrics, row, strict=True)]
+            per_metric = [process(site, device, m, ts, v) for m, v in zip(metrics, row, strict=True)
+                          ] if streams else []
             outcomes.append((per_metric, process_device(site, device, ts, dict(zip(metrics, row, strict=True)))))
         seconds += time.perf_counter() - started
         for i, (per_metric, whole) in enumerate(outcomes, start=begin):
@@ -166,8 +174,10 @@ def _score_device(engine: Any, series: Series, report: Callable[[int], None]) ->
                 stream_scores[i, j] = outcome.score
                 if outcome.event is not None:
                     events[metrics[j]].append((i, outcome.event))
-            thresholds[i] = per_metric[0].threshold
+            if per_metric:
+                thresholds[i] = per_metric[0].threshold
             if whole is not None:
+                thresholds[i] = whole.threshold if not per_metric else thresholds[i]
                 device_scores[i] = whole.score
                 if whole.event is not None:
                     events[DEVICE_STREAM].append((i, whole.event))

@@ -60,16 +60,27 @@ def dashboard_queries(dashboard: dict[str, Any]) -> list[DashboardQuery]:
 
 
 def substitute(query: str, variables: dict[str, list[str] | None], time_range_ms: tuple[int, int],
-               interval: str) -> str:
-    """The query as Grafana sends it. A variable set to None means "All" (allValue ``.*``)."""
+               interval: str, texts: dict[str, str] | None = None) -> str:
+    """The query as Grafana sends it. A variable set to None means "All" (allValue ``.*``).
+
+    ``texts`` are single-value text variables (the measurement names): Grafana puts their
+    value in as it is, without regex escaping.
+    """
     start, end = time_range_ms
     text = query.replace("$timeFilter", f"time >= {start}ms and time <= {end}ms")
     text = text.replace("$__interval", interval)
-    for name in sorted(variables, key=len, reverse=True):
-        values = variables[name]
-        value = ".*" if values is None else "(" + "|".join(map(_regex_escape, values)) + ")"
-        text = text.replace(f"${name}", value)
+    values_of = {name: ".*" if values is None else "(" + "|".join(map(_regex_escape, values)) + ")"
+                 for name, values in variables.items()}
+    values_of.update(texts or {})
+    for name in sorted(values_of, key=len, reverse=True):
+        text = text.replace(f"${name}", values_of[name])
     return text
+
+
+def text_variables(dashboard: dict[str, Any]) -> dict[str, str]:
+    """The dashboard's text variables (name -> default value), e.g. the measurement names."""
+    return {v["name"]: v["query"] for v in dashboard.get("templating", {}).get("list", [])
+            if v.get("type") in ("textbox", "constant")}
 
 
 def influxql(url: str, database: str, query: str) -> list[dict[str, Any]]:
@@ -136,6 +147,8 @@ STREAMS = [("plant-a", "boiler-1", "temperature"), ("plant-a", "boiler-1", "pres
 FAULTY = ("plant-a", "boiler-1", "temperature")
 ANOMALOUS = range(60, 70)           # indexes of the faulty stream's anomalous readings
 FIRED_AT, RESOLVED_AT = 62, 75
+WARNED_AT = 50                      # an early warning of the faulty stream
+FORECAST_AT = range(100, 120)       # forecast points of the faulty stream
 READINGS_PER_STEP = len(STREAMS)    # readings_in grows by this each step: 1 reading/s
 REJECTED_PER_STEP = 1
 
@@ -147,7 +160,10 @@ class SchemaData:
     end_ms: int
 
 
-def schema_lines(start_s: int) -> list[str]:
+def schema_lines(start_s: int, measurement: str = "readings",
+                 alert_measurement: str = "alerts",
+                 forecast_measurement: str = "forecasts",
+                 summary_measurement: str = "summaries") -> list[str]:
     """Line protocol for POINTS steps of every stream, one fault, its alert and the counters."""
     lines = []
     for i in range(POINTS):
@@ -157,14 +173,34 @@ def schema_lines(start_s: int) -> list[str]:
             anomalous = stream == FAULTY and i in ANOMALOUS
             score = 0.95 if anomalous else 0.1
             lines.append(
-                f"readings,site={site},device={device},metric={metric} "
+                f"{measurement},site={site},device={device},metric={metric} "
                 f"value={20.0 + i % 7 + (15 if anomalous else 0)},score={score},threshold=0.8,"
                 f"anomaly={1 if anomalous else 0}i,score_zscore={score * 4},score_hst={score} {ts_ns}")
+        if i == 0:
+            for stream in STREAMS:
+                faulty = int(stream == FAULTY)
+                tags = f"site={stream[0]},device={stream[1]},metric={stream[2]}"
+                for period in ("hour", "day"):
+                    lines.append(
+                        f"{summary_measurement},{tags},period={period} mean=23.0,min=20.0,"
+                        f"max={26 + 15 * faulty}.0,count=720i,anomalies={10 * faulty}i,"
+                        f"alerts={faulty}i,late=0i {ts_ns}")
+        site, device, metric = FAULTY
+        if i in FORECAST_AT:
+            lines.append(f"{forecast_measurement},site={site},device={device},metric={metric} "
+                         f"forecast={20.0 + i % 7},lower={18.0 + i % 7},upper={22.0 + i % 7},"
+                         f"step=1i {ts_ns}")
+        if i == WARNED_AT:
+            lines.append(
+                f"{alert_measurement},site={site},device={device},metric={metric},"
+                f"severity=warning,state=firing fingerprint=\"beef\",value=30.0,score=1.0,"
+                f"text=\"{metric} on {site}/{device} will exceed 40 within 30 min: forecast 41 "
+                f"at 2026-01-01T00:00:00.000Z (in 25 min)\" {ts_ns}")
         for state, at in (("firing", FIRED_AT), ("resolved", RESOLVED_AT)):
             if i == at:
                 site, device, metric = FAULTY
                 lines.append(
-                    f"alerts,site={site},device={device},metric={metric},severity=warning,"
+                    f"{alert_measurement},site={site},device={device},metric={metric},severity=warning,"
                     f"state={state} fingerprint=\"f00d\",value=35.0,score=0.95,"
                     f"text=\"{state}: {device}/{metric} anomalous\" {ts_ns}")
         lines.append(
@@ -213,10 +249,14 @@ def check(key: str, series: list[dict[str, Any]], variables: dict[str, list[str]
                  {"site": 0, "device": 1, "metric": 2}[k] < index}
         expected = {s[index] for s in selected(scope)}
         assert {r["value"] for r in table} == expected, key
-    elif key.startswith("panel:$metric: value, anomaly score and threshold:A"):
+    elif key.startswith("panel:$metric: value, forecast band, anomaly score and threshold:A"):
         assert by_stream == set(streams), key
         assert len(values_of("value")) == len(table) > 0, key
-    elif key.startswith("panel:$metric: value, anomaly score and threshold:B"):
+    elif key.startswith("panel:$metric: value, forecast band, anomaly score and threshold:C"):
+        assert by_stream == ({FAULTY} if faulty_selected else set()), key
+        assert all(r["lower"] < r["forecast"] < r["upper"] for r in table), key
+        assert len(table) == (len(FORECAST_AT) * STEP_S // 10 if faulty_selected else 0), key
+    elif key.startswith("panel:$metric: value, forecast band, anomaly score and threshold:B"):
         assert by_stream == set(streams), key
         assert max(values_of("score")) == (0.95 if faulty_selected else 0.1), key
         assert set(values_of("threshold")) == {0.8}, key
@@ -228,12 +268,12 @@ def check(key: str, series: list[dict[str, Any]], variables: dict[str, list[str]
         total = {s: sum(r["anomalous"] for r in table if stream_of(r) == s) for s in streams}
         assert total == {s: len(ANOMALOUS) if s == FAULTY else 0 for s in streams}, key
     elif key == "panel:Alerts:A":
-        assert sorted(r["state"] for r in table) == (["firing", "resolved"] if faulty_selected
-                                                      else []), key
-        assert all(r["text"] and r["fingerprint"] == "f00d" for r in table), key
+        assert sorted(r["state"] for r in table) == (["firing", "firing", "resolved"]
+                                                      if faulty_selected else []), key
+        assert all(r["text"] and r["fingerprint"] in ("f00d", "beef") for r in table), key
     elif key == "panel:Alerts in range:A":
         counts = {s["tags"]["state"]: s["values"][0][1] for s in series}
-        assert counts == ({"firing": 1, "resolved": 1} if faulty_selected else {}), key
+        assert counts == ({"firing": 2, "resolved": 1} if faulty_selected else {}), key
     elif key == "panel:Ingestion rate:A":
         assert _rates(table, "readings in") == {READINGS_PER_STEP / STEP_S}, key
         assert _rates(table, "points written") == {READINGS_PER_STEP / STEP_S}, key
@@ -248,8 +288,18 @@ def check(key: str, series: list[dict[str, Any]], variables: dict[str, list[str]
         assert len(table) == (len(ANOMALOUS) if faulty_selected else 0), key
         assert all(stream_of(r) == FAULTY and r["score"] > 0.8 for r in table), key
     elif key == "annotation:Alerts":
-        assert len(table) == (2 if faulty_selected else 0), key
+        assert len(table) == (3 if faulty_selected else 0), key
         assert all(r["text"] and r["state"] in ("firing", "resolved") for r in table), key
+    elif key == "panel:Hourly mean, min and max:A":
+        assert by_stream == set(streams), key
+        assert {stream_of(r): r["max"] for r in table} == {
+            s: 41.0 if s == FAULTY else 26.0 for s in streams}, key
+    elif key == "panel:Daily summaries:A":
+        assert {stream_of(r): (r["count"], r["anomalies"], r["alerts"]) for r in table} == {
+            s: (720, 10, 1) if s == FAULTY else (720, 0, 0) for s in streams}, key
+    elif key == "annotation:Early warnings":
+        assert len(table) == (1 if faulty_selected else 0), key
+        assert all("will exceed 40" in r["text"] and r["state"] == "firing" for r in table), key
     else:
         raise AssertionError(f"no expectation for dashboard query {key}: add one to check()")
 
@@ -292,10 +342,37 @@ def schema_data(influxdb) -> SchemaData:
 
 @pytest.mark.parametrize("variables", SELECTIONS)
 def test_every_dashboard_query_returns_the_expected_series(influxdb, schema_data, variables):
-    for item in dashboard_queries(load_dashboard()):
+    dashboard = load_dashboard()
+    for item in dashboard_queries(dashboard):
         query = substitute(item.query, variables, (schema_data.start_ms, schema_data.end_ms),
-                           interval_for(item, 10))
+                           interval_for(item, 10), text_variables(dashboard))
         check(item.key, influxql(influxdb.url, schema_data.database, query), variables)
+
+
+def test_measurement_names_are_dashboard_variables_defaulting_to_the_detectors():
+    from detector.config import DetectorFile
+
+    influx = DetectorFile().influxdb
+    assert text_variables(load_dashboard()) == {
+        "measurement": influx.measurement, "alert_measurement": influx.alert_measurement,
+        "forecast_measurement": DetectorFile().detector.forecast.measurement,
+        "summary_measurement": DetectorFile().detector.summaries.measurement}
+
+
+@pytest.mark.parametrize("variables", SELECTIONS[:2])
+def test_dashboard_follows_configured_measurement_names(influxdb, variables):
+    """influxdb.measurement / alert_measurement set to other names: set the variables alike."""
+    database = influxdb.create_database()
+    start_s = (int(time.time()) - POINTS * STEP_S - 60) // 10 * 10
+    write_lines(influxdb.url, database,
+                schema_lines(start_s, "plant_readings", "plant_alerts", "plant_forecasts",
+                             "plant_summaries"))
+    texts = {"measurement": "plant_readings", "alert_measurement": "plant_alerts",
+             "forecast_measurement": "plant_forecasts", "summary_measurement": "plant_summaries"}
+    for item in dashboard_queries(load_dashboard()):
+        query = substitute(item.query, variables, (start_s * 1000, (start_s + POINTS * STEP_S) * 1000),
+                           interval_for(item, 10), texts)
+        check(item.key, influxql(influxdb.url, database, query), variables)
 
 
 # ---------------------------------------------------------------------------
@@ -304,6 +381,7 @@ def test_every_dashboard_query_returns_the_expected_series(influxdb, schema_data
 
 PIPE_SITE, PIPE_STREAMS, PIPE_POINTS, PIPE_SPIKE_AT, PIPE_SPIKED = "dash-1", 4, 120, 100, 1
 PIPE_CHUNKS = 3
+PIPE_WARN_ABOVE = 21.5              # an early-warning limit some streams sit above
 
 
 def pipeline_check(key: str, series: list[dict[str, Any]]) -> None:
@@ -318,6 +396,16 @@ def pipeline_check(key: str, series: list[dict[str, Any]]) -> None:
         assert {r["value"] for r in table} == expected, key
     elif key.startswith("panel:$metric: value"):
         assert by_stream == all_streams, key
+        if key.endswith(":C"):
+            assert all(r["lower"] <= r["forecast"] <= r["upper"] for r in table), key
+    elif key in ("panel:Hourly mean, min and max:A", "panel:Daily summaries:A"):
+        # A two-minute run closes no hour: the summary queries run, on what there is.
+        assert {stream_of(r) for r in table} <= all_streams, key
+    elif key == "annotation:Early warnings":
+        # Streams sitting above the limit, and the spiked one (its forecast jumps above).
+        warned = {(PIPE_SITE, f"dev-{s}", "temperature") for s in range(PIPE_STREAMS)
+                  if 20.0 + s > PIPE_WARN_ABOVE} | {spiked}
+        assert {stream_of(r) for r in table} == warned and warned, key
     elif key == "panel:Raw detector scores:A":
         assert by_stream == all_streams, key
         assert any(v is not None for r in table for k, v in r.items()
@@ -350,7 +438,11 @@ def test_dashboard_queries_after_a_real_detector_run(tmp_path, mosquitto, influx
     config = detector_config(tmp_path, mosquitto,
                              influx={"url": influxdb.url, "database": database},
                              detector={"output": {"stats_interval_s": 1}, "input": {
-                                 "subscriptions": [f"iotwatch/readings/{PIPE_SITE}/#"]}})
+                                 "subscriptions": [f"iotwatch/readings/{PIPE_SITE}/#"]},
+                                 "forecast": {"enabled": True, "season_s": 0, "horizon": 5,
+                                              "every": 5, "model": {"warmup": 10},
+                                              "warnings": [{"match": "+/+/temperature",
+                                                            "limit": PIPE_WARN_ABOVE}]}})
     detector = Detector(tmp_path, config, mosquitto)
     start_s = int(time.time()) - PIPE_POINTS - 5
     try:
@@ -380,7 +472,8 @@ def test_dashboard_queries_after_a_real_detector_run(tmp_path, mosquitto, influx
     finally:
         detector.close()
     time_range = (start_s * 1000, (int(time.time()) + 1) * 1000)
-    for item in dashboard_queries(load_dashboard()):
+    dashboard = load_dashboard()
+    for item in dashboard_queries(dashboard):
         query = substitute(item.query, {"site": [PIPE_SITE], "device": None, "metric": None},
-                           time_range, interval_for(item, 2))
+                           time_range, interval_for(item, 2), text_variables(dashboard))
         pipeline_check(item.key, influxql(influxdb.url, database, query))
