@@ -16,7 +16,6 @@ Nothing imports this module; ``detector.cli`` calls ``run``.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 from detector.acks import Acker
 from detector.api import routes
 from detector.checkpoint import CheckpointFile
-from detector.config import DetectorFile, SequenceSettings
+from detector.config import DetectorFile
 from detector.consumer import Intake
 from detector.delivery import Delivery
 from detector.emit import Emitter
@@ -34,7 +33,13 @@ from detector.handler import MessageHandler
 from detector.metrics import Metrics
 from detector.models.service import prepare as prepare_models
 from detector.reconcile import read_retained_alerts, stale_alerts
-from detector.sequence import LIKELY_CAUSE, SequenceTracker
+from detector.runtime import (
+    STOP_TIMEOUT_S,
+    guarded,
+    observe_acks,
+    sequence_tracker,
+    stop_on_signals,
+)
 from detector.sidestate import WithSideStates, restore_part
 from detector.sink import make_writer
 from detector.spool import Spool
@@ -50,12 +55,11 @@ from iotwatch.topics import Topics
 log = logging.getLogger(__name__)
 
 SERVICE = "detector"
-STOP_TIMEOUT_S = 20.0
 
 
 def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); return the exit status."""
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     section, mqtt, influx = config.detector, config.mqtt, config.influxdb
     topics = Topics(mqtt.topic_prefix)
     metrics = Metrics()
@@ -66,7 +70,7 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     # State: the engine as the last checkpoint left it.
     checkpoints = CheckpointFile(section.checkpoint.path)
     engine = _restore(checkpoints, section)
-    sequences = _sequence_tracker(section.sequence, metrics)
+    sequences = sequence_tracker(section.sequence, metrics)
     # Bounds on the streams held; idle ones are evicted to disk beside the checkpoint.
     gate = StreamGate(section.limits.stream_limits(), store_beside(checkpoints.path), metrics)
     gate.adopt(engine, time.time())
@@ -107,7 +111,7 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     # Points out: sink, spool, acks.
     spool = Spool(section.spool.dir, section.spool.max_bytes, section.spool.segment_bytes)
     acker = Acker(client.ack, lambda: intake.generation,
-                  on_acked=lambda tokens: _observe_acks(metrics, tokens),
+                  on_acked=lambda tokens: observe_acks(metrics, tokens),
                   send_acks=lambda acks: ack_many(client, acks))
     delivery = Delivery(make_writer(influx, section.output.sink, section.output.file), spool,
                         acker, metrics,
@@ -145,9 +149,9 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
         return metrics.exposition()
 
     failed: list[str] = []
-    threads = [threading.Thread(target=_guarded(delivery.run, stop, failed), name="delivery",
+    threads = [threading.Thread(target=guarded(delivery.run, stop, failed), name="delivery",
                                 daemon=True),
-               threading.Thread(target=_guarded(worker.run, stop, failed), name="worker",
+               threading.Thread(target=guarded(worker.run, stop, failed), name="worker",
                                 daemon=True)]
     for thread in threads:
         thread.start()
@@ -195,21 +199,6 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     return 1 if failed else 0
 
 
-def _guarded(target, stop: threading.Event, failed: list[str]):
-    """A thread body that stops the service (exit 1, nothing acked is lost) on a bug."""
-
-    def body() -> None:
-        try:
-            target()
-        except Exception:
-            log.exception("%s failed; stopping (unacknowledged messages will be redelivered)",
-                          threading.current_thread().name)
-            failed.append(threading.current_thread().name)
-            stop.set()
-
-    return body
-
-
 def _restore(checkpoints: CheckpointFile, settings: EngineSettings) -> Engine:
     try:
         streams = checkpoints.load_streams()
@@ -233,27 +222,6 @@ def _restore(checkpoints: CheckpointFile, settings: EngineSettings) -> Engine:
     return engine
 
 
-def _sequence_tracker(settings: SequenceSettings, metrics: Metrics) -> SequenceTracker | None:
-    if not settings.enabled:
-        return None
-
-    def changed(degraded: bool, reason: str) -> None:
-        if degraded:  # once per episode: the tracker calls back only when the state flips
-            log.warning("%s. %s", reason, LIKELY_CAUSE)
-        else:
-            log.info("%s", reason)
-
-    tracker = SequenceTracker(settings.max_gap_rate, settings.window, on_change=changed)
-    metrics.watch_sequences(tracker)
-    return tracker
-
-
-def _observe_acks(metrics: Metrics, tokens: list[tuple[int, int, int, float]]) -> None:
-    # Once per batch, for its oldest message: the worst wait, at a fraction of the cost.
-    metrics.acks.inc(len(tokens))
-    metrics.ack_lag.observe(max(0.0, time.time() - tokens[0][3]))
-
-
 def _refresh_gauges(metrics: Metrics, intake: Intake, delivery: Delivery, acker: Acker,
                     handler: MessageHandler, worker: Worker) -> None:
     spooled = delivery.spool_state
@@ -271,13 +239,3 @@ def _refresh_gauges(metrics: Metrics, intake: Intake, delivery: Delivery, acker:
         metrics.checkpoint_age.set(now - worker.last_checkpoint)
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def handle(signum: int, _frame: Any) -> None:
-        log.info("received %s", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
-    return stop

@@ -54,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from detector.spool import SpoolError
 
     try:
+        if config.detector.input.source == "nats":
+            from detector.distributed import app as distributed
+
+            return distributed.run(config)
         return app.run(config)
     except (MqttError, SpoolError, SinkConfigError) as exc:
         fatal("iotwatch detect", str(exc))

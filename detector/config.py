@@ -35,6 +35,9 @@ _DEFAULT_STREAMS = StreamLimits()
 class InputSettings(StrictModel):
     """What the service consumes and how much it holds un-acknowledged."""
 
+    # mqtt: one instance subscribes to the broker (mqtt: section). nats: several instances
+    # share the partitions of a NATS JetStream stream (nats: section, docs/scale-out.md).
+    source: Literal["mqtt", "nats"] = "mqtt"
     # Topic filters under <prefix>/readings/; empty means all readings (<prefix>/readings/#).
     subscriptions: list[str] = []
     qos: Literal[0, 1] = 1
@@ -152,6 +155,38 @@ class SequenceSettings(StrictModel):
     window: int = Field(default=10_000, ge=100, le=100_000_000)
 
 
+class NatsSettings(StrictModel):
+    """The distributed mode's NATS JetStream (``detector.input.source: nats``).
+
+    ``partitions`` must be the N of the server's ``{{partition(N,1,2,3)}}`` mapping
+    (config/nats/nats-server.conf); every instance of one deployment uses the same section
+    except ``instance``.
+    """
+
+    url: str = "nats://127.0.0.1:4222"
+    partitions: int = Field(default=16, ge=1, le=4096)
+    # Partition n's readings (<prefix>.part.<n>.>) are the JetStream stream <stream>_<n>.
+    stream: str = Field(default="IOTWATCH_READINGS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # How long the stream keeps readings (acknowledged or not): a new owner re-reads
+    # everything after a partition's acknowledged floor, so this bounds an outage.
+    stream_max_age_s: float = Field(default=86_400.0, ge=60)
+    # Unique per instance; empty: <hostname>-<pid>.
+    instance: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,64}$")
+    # Leases and member heartbeats live this long without renewal (renewed every third).
+    lease_ttl_s: float = Field(default=10.0, ge=1, le=3600)
+    lease_bucket: str = Field(default="iotwatch_leases", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    checkpoint_bucket: str = Field(default="iotwatch_checkpoints",
+                                   pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Messages fetched per pull request, and un-acknowledged per partition at most.
+    fetch_batch: int = Field(default=500, ge=1, le=10_000)
+    max_ack_pending: int = Field(default=20_000, ge=1)
+    # Redelivery of a message not acknowledged in time (a live but stuck owner).
+    ack_wait_s: float = Field(default=60.0, ge=1)
+    # A partition given up (another instance joined) waits at most this long for its
+    # readings in flight to be stored and acknowledged before its final checkpoint.
+    release_timeout_s: float = Field(default=30.0, ge=1)
+
+
 class DetectorSection(EngineSettings):
     """The ``detector:`` section: engine settings plus the service's keys."""
 
@@ -187,3 +222,4 @@ class DetectorFile(StrictModel):
     http: HttpSettings = HttpSettings()
     log: LogSettings = LogSettings()
     detector: DetectorSection = DetectorSection()
+    nats: NatsSettings = NatsSettings()

@@ -17,6 +17,7 @@ sent on the connection its message came on.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -100,3 +101,26 @@ class Intake:
         """Take no more messages (those still arriving are left for the next run)."""
         self._stopping.set()
         self._room.set()
+
+
+class QueueIntake:
+    """``Intake.take`` over a ``queue.Queue`` (an intake that hands over one message at a
+    time, e.g. ``detector.distributed.intake_nats``)."""
+
+    def __init__(self, source: queue.Queue[Received]) -> None:
+        self.queue = source
+
+    def take(self, limit: int, timeout: float) -> list[Received]:
+        try:
+            taken = [self.queue.get(timeout=timeout) if timeout > 0 else self.queue.get_nowait()]
+        except queue.Empty:
+            return []
+        try:
+            while len(taken) < limit:
+                taken.append(self.queue.get_nowait())
+        except queue.Empty:
+            pass
+        return taken
+
+    def __len__(self) -> int:
+        return self.queue.qsize()

@@ -98,14 +98,17 @@ class Worker:
         # Forecast and summary states (detector.sidestate) are saved after each round.
         self._sides = checkpoints if isinstance(checkpoints, WithSideStates) else None
         store = self._sides.engine if self._sides is not None else checkpoints
-        self.checkpoint_writer = CheckpointWriter(store)
+        # Another kind of store (detector.distributed: a snapshot per partition) takes
+        # whole snapshots, as before.
+        self._whole = not isinstance(store, CheckpointFile)
+        self.checkpoint_writer = CheckpointWriter(store) if not self._whole else None
         self._round: deque[str] = deque()
         self._round_keys: set[str] = set()
         self._round_started: float | None = None
         self._round_held = False
         self._unsaved_count = 0
         self._next_unsaved_log = 0.0
-        self._recorded: set[str] = store.keys()
+        self._recorded: set[str] = set() if self._whole else store.keys()
 
     def stop(self) -> None:
         self._stop.set()
@@ -297,6 +300,9 @@ class Worker:
         """Begin a checkpoint: every stream changed since the last one, plus the removal
         of streams the engine no longer has. Written in slices between batches."""
         self._next_checkpoint = now + self.cadence.checkpoint_interval_s
+        if self._whole:
+            self._whole_checkpoint()
+            return
         with self.handler.lock:
             keys = self.handler.take_dirty()
             gone = self._recorded.difference(self.handler.stream_keys())
@@ -364,9 +370,25 @@ class Worker:
             log.debug("checkpoint round took %.3f s", self._monotonic() - self._round_started)
         self._round_started = None
 
+    def _whole_checkpoint(self) -> None:
+        started = self._monotonic()
+        try:
+            self.checkpoints.save(self.handler.snapshot())
+        except Exception as exc:  # keep running on the last good checkpoint
+            log.error("cannot write checkpoint %s: %s: %s", self.checkpoints.path,
+                      type(exc).__name__, exc)
+        else:
+            self.handler.checkpointed()
+            self.metrics.checkpoints.inc()
+            self.last_checkpoint = self._clock()
+            log.debug("checkpoint written in %.3f s", self._monotonic() - started)
+
     def _final_checkpoint(self) -> None:
         """At a graceful stop: every changed stream, then wait until it is on disk."""
         started = self._monotonic()
+        if self._whole:
+            self._whole_checkpoint()
+            return
         if not self._round:
             self._start_round(started)
         else:

@@ -1,7 +1,7 @@
 """Fixtures for every test under tests/: the real-server harness (tests/harness/).
 
 Fixtures: mosquitto, fresh_mosquitto, mqtt_collector, mqtt_credentials, influxdb,
-fresh_influxdb, victoria_metrics. Helpers: ``from harness import collect, wait_until``.
+fresh_influxdb, victoria_metrics, nats_server. Helpers: ``from harness import collect, wait_until``.
 """
 
 import sys

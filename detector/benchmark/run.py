@@ -47,7 +47,9 @@ READINGS = f"iotwatch/readings/{SITE}/#"
 # Enough for the bare subscriber to be measured for about ``duration`` seconds at the
 # Python QoS 1 ceiling of this kind of machine (~40-60k msg/s, shared/MEASURED.md).
 CEILING_RATE_GUESS = 40_000
-WARM_CHUNK = 400_000  # readings published before waiting for the detector to take them
+# The most readings one phase may leave queued in the broker for a slower consumer: well
+# under the project's max_queued_messages (1,000,000), beyond which Mosquitto drops them.
+MAX_BACKLOG = 400_000
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ def run_bench(options: BenchOptions, workdir: Path, progress: Progress) -> dict[
         progress(f"Mosquitto on {broker.host}:{broker.port} (project config), InfluxDB 1.x at "
                  f"{store.url}; {options.streams:,} streams, {probes} probe streams")
         load = _Load(broker, options.streams, probes)
-        ceiling_count = max(10_000, int(CEILING_RATE_GUESS * options.duration_s))
+        ceiling_count = min(MAX_BACKLOG, max(10_000, int(CEILING_RATE_GUESS
+                                                          * options.duration_s)))
         ceiling = _paho_ceiling(broker, load, ceiling_count, progress)
         c_reference = _c_ceiling(broker, load, ceiling_count, progress) \
             if options.c_reference and shutil.which("mosquitto_sub") else None
@@ -273,26 +276,24 @@ def _detector(group: ProcessGroup, workdir: Path, broker: DemoBroker, store, loa
     warm_count = warmup * options.streams
     progress(f"detector: warm-up, {warmup} readings per stream ({warm_count:,})")
     warm_started = time.monotonic()
-    expected = detector.acks()  # the ceiling phases' readings never reach it
-    # In chunks: the broker keeps at most max_queued_messages (1,000,000 in the project's
-    # config) for a subscriber that is behind and drops the rest (2,600,000 readings of
-    # warm-up at 10,000 streams were 1.2 million lost).
-    for first in range(0, warm_count, WARM_CHUNK):
-        chunk = min(WARM_CHUNK, warm_count - first)
-        expected += chunk
+    expected = detector.acks() + warm_count  # the ceiling phases' readings never reach it
+    for start in range(0, warm_count, MAX_BACKLOG // 2):  # the broker never holds more
+        chunk = min(MAX_BACKLOG // 2, warm_count - start)
+        detector.wait_acked(expected - warm_count + start - MAX_BACKLOG // 2, progress,
+                            "warm-up")
         load.finish(load.start(chunk))
-        detector.wait_acked(expected, progress, "warm-up")
+    detector.wait_acked(expected, progress, "warm-up")
     warm_rate = warm_count / (time.monotonic() - warm_started)
     bytes_per_stream = round((detector.rss_bytes() - rss_before) / options.streams)
 
-    count = max(options.streams, int(warm_rate * options.duration_s))
+    count = min(MAX_BACKLOG, max(options.streams, int(warm_rate * options.duration_s)))
     progress(f"detector: {count:,} readings flat out")
     cpu_before = detector.cpu_seconds()
     expected += count
     offered = load.finish(load.start(count))
     samples = detector.wait_acked(expected, progress, "flat out")
     cpu = detector.cpu_seconds() - cpu_before
-    rate = _sustained_rate(samples)
+    rate = sustained_rate(samples)
     progress(f"  detector {rate:,} msg/s sustained; load generator offered "
              f"{offered['msgs_per_s']:,} msg/s ({offered['msgs_per_s'] / rate:.1f}x)")
 
@@ -311,7 +312,7 @@ def _detector(group: ProcessGroup, workdir: Path, broker: DemoBroker, store, loa
                    f"{len(poller.latencies)}; last query error: {poller.error})")
     finally:
         poller.close()
-    stored = _count(store.url, store.database)
+    stored = count_stored(store.url, store.database)
     pauses = detector.series("iotwatch_detector_longest_pause_seconds")
     return {"longest_pause_ms": {key.split('"')[1]: round(value * 1000, 1)
                                  for key, value in pauses.items() if '"' in key} or None,
@@ -322,7 +323,7 @@ def _detector(group: ProcessGroup, workdir: Path, broker: DemoBroker, store, loa
             "stored": stored}
 
 
-def _sustained_rate(samples: list[tuple[float, float]]) -> int:
+def sustained_rate(samples: list[tuple[float, float]]) -> int:
     """Acks per second between 10 % and 90 % of the phase (start-up and tail left out)."""
     first_acks, last_acks = samples[0][1], samples[-1][1]
     low = first_acks + 0.1 * (last_acks - first_acks)
@@ -392,7 +393,7 @@ def _influxql(url: str, database: str, query: str, epoch: str = "ms") -> list[li
     return series[0]["values"] if series else []
 
 
-def _count(url: str, database: str) -> int:
+def count_stored(url: str, database: str) -> int:
     rows = _influxql(url, database, f"SELECT count(value) FROM readings WHERE site = '{SITE}'")
     return int(rows[0][1]) if rows else 0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 
 from detector.benchmark.cli import render
-from detector.benchmark.run import _probe_readings, _sustained_rate
+from detector.benchmark.run import _probe_readings, sustained_rate
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +67,7 @@ def test_bench_short_run_counts_every_reading_back_and_writes_json(tmp_path):
 def test_sustained_rate_leaves_out_start_and_tail():
     samples = [(0.0, 0.0), (1.0, 0.0), (2.0, 100.0), (3.0, 200.0), (4.0, 300.0),
                (5.0, 400.0), (6.0, 500.0), (7.0, 500.0)]
-    assert _sustained_rate(samples) == 100
+    assert sustained_rate(samples) == 100
 
 
 def test_probe_readings_follow_the_generator_numbering():
@@ -86,3 +86,16 @@ def test_render_marks_the_detector_ratio():
     text = render(results)
     assert "| mosquitto_sub (C reference) | 3,000 |  | 3.00 |" in text
     assert "**0.500**" in text
+
+
+def test_scaleout_bench_short_run_stores_every_reading_of_both_phases():
+    done = subprocess.run(
+        [sys.executable, "-m", "detector.benchmark.scaleout", "--streams", "200",
+         "--per-stream", "5"], capture_output=True, text=True, timeout=900, cwd=PROJECT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert results["per_phase"] == 1000
+    assert results["stored"] == results["published_to_detectors"] == 2000
+    assert results["one"]["instances"] == 1 and results["two"]["instances"] == 2
+    for phase in ("ceiling", "one", "two"):
+        assert results[phase]["msgs_per_s"] > 0

@@ -27,10 +27,11 @@ from .mosquitto import (
     make_credentials,
     start_local_broker,
 )
+from .nats import NatsServer, start_nats
 from .victoria import VictoriaMetrics, start_local_victoria_metrics
 
 __all__ = ["fresh_influxdb", "fresh_mosquitto", "influxdb", "mosquitto", "mqtt_collector",
-           "mqtt_credentials", "stock_mosquitto", "victoria_metrics"]
+           "mqtt_credentials", "nats_server", "stock_mosquitto", "victoria_metrics"]
 
 
 @pytest.fixture(scope="session")
@@ -150,3 +151,14 @@ def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Victo
         yield vm
     finally:
         vm.close()
+
+
+@pytest.fixture
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A NATS server (JetStream, MQTT listener, the project's subject mapping) of this
+    test's own, with a fresh store."""
+    server = start_nats(tmp_path_factory.mktemp("nats"))
+    try:
+        yield server
+    finally:
+        server.close()

@@ -1,0 +1,162 @@
+"""The engine state of the partitions this instance owns: one engine per partition.
+
+``PartitionedHandler`` looks to the worker and the HTTP API like one
+``detector.handler.MessageHandler``: each message goes to the handler of its device's
+partition. A partition's engine is added when the instance takes the partition (restored
+from its checkpoint) and removed when it gives it up, so a checkpoint is exactly one
+partition's streams and can be handed to any other instance.
+
+>>> from detector.engine import Engine, EngineSettings
+>>> from iotwatch.parse import ReadingParser
+>>> from iotwatch.topics import Topics
+>>> state = PartitionedHandler(ReadingParser(Topics("iotwatch")), partitions=4,
+...                            make_engine=lambda: Engine(EngineSettings(enabled=["zscore"])))
+>>> state.add(1, Engine(EngineSettings(enabled=["zscore"])))
+>>> state.partition_of_topic("iotwatch/readings/s/d1/t")
+1
+>>> state.handle("iotwatch/readings/s/d1/t", b'{"ts": 1768905000, "value": 1}',
+...              received_at=1768905001.0).readings
+1
+>>> sorted(state.snapshot()), state.stream_count()
+([1], 1)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from detector.distributed.partitions import partition_of
+from detector.engine import Engine
+from detector.handler import Handled, MessageHandler
+from detector.sequence import SequenceTracker
+from iotwatch.contracts import Reading, Rejected
+from iotwatch.parse import ReadingParser
+
+log = logging.getLogger(__name__)
+
+_TOPIC_CACHE = 1_000_000  # topics remembered with their partition (one per stream)
+
+
+class PartitionedHandler:
+    """Routes each message to its partition's ``MessageHandler``; one lock for all."""
+
+    def __init__(self, parser: ReadingParser, partitions: int,
+                 make_engine: Callable[[], Engine], *, measurement: str = "readings",
+                 alert_measurement: str = "alerts", device_points: bool = True,
+                 precision: str = "us", sequences: SequenceTracker | None = None) -> None:
+        self.parser = parser
+        self.partitions = partitions
+        self.precision = precision
+        self.sequences = sequences
+        self.lock = threading.Lock()
+        self._make_engine = make_engine
+        self._options = {"measurement": measurement, "alert_measurement": alert_measurement,
+                         "device_points": device_points, "precision": precision,
+                         "sequences": sequences}
+        self._handlers: dict[int, MessageHandler] = {}
+        self._topics: dict[str, int] = {}
+        # Messages whose topic has no device: the parser rejects them; any handler will do.
+        self._rejecter = self._handler(make_engine())
+        # Readings of a partition given up or lost while they waited in the queue: stored
+        # (the new owner's copies are the same points) but learned by nobody here.
+        self._stray = self._handler(make_engine())
+        self.stray_readings = 0
+
+    def _handler(self, engine: Engine) -> MessageHandler:
+        handler = MessageHandler(engine, self.parser, **self._options)
+        # One lock for every partition: the sequence tracker is shared, and /streams
+        # reads all partitions at once.
+        handler.lock = self.lock
+        return handler
+
+    # -- ownership (the coordinator) ---------------------------------------------------------
+
+    def add(self, partition: int, engine: Engine) -> None:
+        with self.lock:
+            self._handlers[partition] = self._handler(engine)
+
+    def remove(self, partition: int) -> None:
+        """Forget a partition given up or lost (its final snapshot was taken before)."""
+        with self.lock:
+            self._handlers.pop(partition, None)
+
+    def owned(self) -> list[int]:
+        with self.lock:
+            return sorted(self._handlers)
+
+    def snapshot_partition(self, partition: int) -> bytes | None:
+        with self.lock:
+            handler = self._handlers.get(partition)
+            return None if handler is None else handler.engine.snapshot()
+
+    # -- the MessageHandler interface --------------------------------------------------------
+
+    def partition_of_topic(self, topic: str) -> int | None:
+        partition = self._topics.get(topic)
+        if partition is None:
+            levels = topic.split("/")
+            if len(levels) < 4:
+                return None
+            partition = partition_of(levels[2], levels[3], self.partitions)
+            if len(self._topics) < _TOPIC_CACHE:
+                self._topics[topic] = partition
+        return partition
+
+    def handle(self, topic: str, payload: bytes, received_at: float) -> Handled:
+        return self._route(topic).handle(topic, payload, received_at)
+
+    def handle_into(self, done: Handled, topic: str, payload: bytes,
+                    received_at: float) -> Rejected | None:
+        """``MessageHandler.handle_into`` of the message's partition (caller holds ``lock``)."""
+        return self._route(topic).handle_into(done, topic, payload, received_at)
+
+    def _route(self, topic: str) -> MessageHandler:
+        partition = self.partition_of_topic(topic)
+        handler = self._rejecter if partition is None else self._handlers.get(partition)
+        if handler is None:
+            if not self.stray_readings:
+                log.warning("reading of partition %s, which this instance no longer owns "
+                            "(its lease was lost): stored, not learned here: %s",
+                            partition, topic)
+            self.stray_readings += 1
+            if len(self._stray.engine) > _TOPIC_CACHE // 10:  # nothing here is kept
+                self._stray = self._handler(self._make_engine())
+            handler = self._stray
+        return handler
+
+    def checkpointed(self) -> None:
+        """The worker's hook after a checkpoint: nothing to do in this mode, where no
+        stream is evicted (stream limits and eviction belong to the single-node mode)."""
+
+    def snapshot(self) -> dict[int, bytes]:
+        """Every owned partition's snapshot (``checkpoints_kv.PartitionCheckpoints.save``)."""
+        with self.lock:
+            return {p: h.engine.snapshot() for p, h in self._handlers.items()}
+
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        with self.lock:
+            handlers = list(self._handlers.items())
+        merged: dict[str, dict[str, Any]] = {}
+        for partition, handler in handlers:
+            for key, summary in handler.summaries().items():
+                summary["partition"] = partition
+                merged[key] = summary
+        return merged
+
+    def stream_count(self) -> int:
+        with self.lock:
+            return sum(len(h.engine) for h in self._handlers.values())
+
+    def peek(self, readings: list[Reading]) -> list[dict[str, Any]]:
+        answers = []
+        for reading in readings:
+            partition = partition_of(reading.site, reading.device, self.partitions)
+            with self.lock:
+                handler = self._handlers.get(partition)
+            if handler is None:
+                handler = self._handler(self._make_engine())  # answers "unknown stream"
+            answers.extend(handler.peek([reading]))
+        return answers
