@@ -47,8 +47,11 @@ class Acker:
 
     def __init__(self, send_ack: Callable[[int, int], Any], generation: Callable[[], int],
                  on_acked: Callable[[list[AckToken]], None] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *,
+                 send_acks: Callable[[list[tuple[int, int]]], Any] | None = None) -> None:
+        # send_acks: (mid, qos) of a whole batch in one call (iotwatch.mqtt.ack_many).
         self._send_ack = send_ack
+        self._send_acks = send_acks
         self._generation = generation
         self._on_acked = on_acked
         self._clock = clock
@@ -69,10 +72,15 @@ class Acker:
                 break
             self._waiting.popleft()
             self.pending -= len(batch.tokens)
-            for token_generation, mid, qos, _received in batch.tokens:
-                if qos and token_generation == generation:
+            due = [(mid, qos) for token_generation, mid, qos, _received in batch.tokens
+                   if qos and token_generation == generation]
+            if self._send_acks is not None:
+                if due:
+                    self._send_acks(due)
+            else:
+                for mid, qos in due:
                     self._send_ack(mid, qos)
-                    sent += 1
+            sent += len(due)
             if self._on_acked is not None and batch.tokens:
                 self._on_acked(batch.tokens)
         return sent

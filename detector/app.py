@@ -1,14 +1,14 @@
 """The detector service, wired in one place.
 
     MQTT (QoS 1, persistent session, manual acks)
-      -> intake queue (paho thread)            consumer.Intake
+      -> bounded intake (paho thread)          consumer.Intake
       -> parse, score, learn, decide (worker)  worker.Worker + handler.MessageHandler
            (new streams within limits, idle ones evicted to disk)  streamlimit.StreamGate
-           -> alerts, alert state, dead letters on MQTT    emit.Emitter
+           -> alerts, alert state, dead letters on MQTT    emit.Emitter (own connection)
            -> batches of line protocol
       -> write or spool (delivery thread)      delivery.Delivery, sink, spool.Spool
       -> acknowledge to the broker             acks.Acker
-    plus checkpoints (checkpoint.CheckpointFile), HTTP (api), metrics.
+    plus checkpoints (checkpoint.CheckpointFile, a few streams at a time), HTTP (api), metrics.
 
 Nothing imports this module; ``detector.cli`` calls ``run``.
 """
@@ -27,7 +27,7 @@ from detector.config import DetectorFile
 from detector.consumer import Intake
 from detector.delivery import Delivery
 from detector.emit import Emitter
-from detector.engine import Engine, EngineSettings
+from detector.engine import Engine, EngineSettings, snapshot
 from detector.forecast.streams import StreamForecasts
 from detector.handler import MessageHandler
 from detector.metrics import Metrics
@@ -48,7 +48,7 @@ from detector.summaries.streams import StreamSummaries
 from detector.worker import Cadence, Worker
 from iotwatch.httpserver import serve
 from iotwatch.liveness import Vital, check_liveness
-from iotwatch.mqtt import connect, make_client, publish_status
+from iotwatch.mqtt import ack_many, connect, make_client, publish_status
 from iotwatch.parse import ReadingParser
 from iotwatch.topics import Topics
 
@@ -99,18 +99,25 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     client = make_client(mqtt, SERVICE, persistent=True, manual_ack=True,
                          subscriptions=subscriptions, on_connected=intake.on_connected)
     intake.attach(client)
-    emitter = Emitter(client, topics, section.output.alert_state_on_resolve,
+    # Alerts and dead letters go out on a connection of their own: their PUBACKs (which
+    # the readings' acks wait for) must not queue at the broker behind a backlog of
+    # readings on the input connection (seen: acks stalled ~40 s at the first alerts).
+    publisher = make_client(mqtt, SERVICE, persistent=True,
+                            client_id=f"{mqtt.client_id or 'iotwatch-' + SERVICE}-out")
+    publisher.will_clear()  # the input connection carries the service's last will
+    emitter = Emitter(publisher, topics, section.output.alert_state_on_resolve,
                       stateless_rules=forecasts.warning_rules)
 
     # Points out: sink, spool, acks.
     spool = Spool(section.spool.dir, section.spool.max_bytes, section.spool.segment_bytes)
     acker = Acker(client.ack, lambda: intake.generation,
-                  on_acked=lambda tokens: observe_acks(metrics, tokens))
+                  on_acked=lambda tokens: observe_acks(metrics, tokens),
+                  send_acks=lambda acks: ack_many(client, acks))
     delivery = Delivery(make_writer(influx, section.output.sink, section.output.file), spool,
                         acker, metrics,
                         lambda line, why: emitter.refused_point(line, why, time.time()))
     metrics.watch_spool(lambda: delivery.spool_state.points)
-    worker = Worker(intake.queue, handler, emitter, delivery, checkpoints, metrics, Cadence(
+    worker = Worker(intake, handler, emitter, delivery, checkpoints, metrics, Cadence(
         batch_points=influx.batch_size, batch_messages=section.input.ack_batch,
         flush_interval_s=influx.flush_interval_s, idle_flush_s=section.input.idle_flush_s,
         stats_interval_s=section.output.stats_interval_s,
@@ -133,7 +140,7 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
             "warnings": warnings, "mqtt_connected": intake.connected,
             "sink": delivery.writer.description,
             "sink_writable": bool(delivery.writable), "spool_points": spooled.points,
-            "spool_batches": spooled.batches, "queue_depth": intake.queue.qsize(),
+            "spool_batches": spooled.batches, "queue_depth": len(intake),
             "unacked": acker.pending, "streams": handler.stream_count(),
             "sequence": None if sequences is None else dict(sequences.totals)}
 
@@ -153,6 +160,7 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
         return check_liveness([Vital("delivery", threads[0], delivery.heartbeat),
                                Vital("worker", threads[1], worker.heartbeat)],
                               stopping=bool(failed))
+    connect(publisher, mqtt)
     connect(client, mqtt)
     for alert in stale:
         log.warning("closing %s alert %s: %s", alert.metric, alert.fingerprint,
@@ -181,6 +189,8 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     offline.wait_for_publish(5.0)
     client.disconnect()
     client.loop_stop()
+    publisher.disconnect()
+    publisher.loop_stop()
     if server is not None:
         server.close()
     delivery.writer.close()
@@ -190,12 +200,16 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
 
 
 def _restore(checkpoints: CheckpointFile, settings: EngineSettings) -> Engine:
-    data = checkpoints.load()
-    if data is None:
-        log.info("no checkpoint at %s: every stream starts learning", checkpoints.path)
-        return Engine(settings)
     try:
-        engine = Engine.restore(settings, data)
+        streams = checkpoints.load_streams()
+        if streams is None:
+            log.info("no checkpoint at %s: every stream starts learning", checkpoints.path)
+            return Engine(settings)
+        engine = Engine.from_streams(settings, streams)
+        if checkpoints.holds_whole_snapshot():
+            # Written by an older version as one snapshot: from now on, records per stream.
+            checkpoints.rewrite((key, snapshot.encode(engine.stream_state(key)))
+                                for key in engine.stream_keys())
     except Exception as exc:  # e.g. SnapshotError, or a format an older engine wrote
         moved = checkpoints.set_aside()
         log.error("checkpoint %s unreadable (%s); moved to %s, every stream starts learning",
@@ -216,7 +230,7 @@ def _refresh_gauges(metrics: Metrics, intake: Intake, delivery: Delivery, acker:
     metrics.spool_batches.set(spooled.batches)
     metrics.spool_bytes.set(spooled.bytes)
     metrics.spool_age.set(0 if spooled.oldest_created is None else now - spooled.oldest_created)
-    metrics.queue_depth.set(intake.queue.qsize())
+    metrics.queue_depth.set(len(intake))
     metrics.unacked.set(acker.pending)
     metrics.mqtt_connected.set(1 if intake.connected else 0)
     metrics.sink_writable.set(1 if delivery.writable else 0)

@@ -90,6 +90,11 @@ class Delivery:
         self._stop_by = self._monotonic() + timeout_s
         self._stop.set()
 
+    def has_room(self) -> bool:
+        """Whether ``submit`` would return at once (the processing stage keeps its batch
+        growing otherwise)."""
+        return not self._queue.full()
+
     @property
     def backlog(self) -> int:
         return self._queue.qsize() + (self._held is not None)

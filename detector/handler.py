@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from detector.engine import DEVICE_METRIC, AlertEvent, Engine, Outcome
+from detector.engine import DEVICE_METRIC, AlertEvent, Engine, Outcome, snapshot
 from detector.forecast.streams import StreamForecasts
 from detector.lineprotocol import (
     SeriesKeys,
@@ -42,7 +42,7 @@ from iotwatch.parse import ReadingParser
 
 @dataclass(slots=True)
 class Handled:
-    """What one message produced."""
+    """What one message (or a batch of them, see ``handle_into``) produced."""
 
     lines: list[str] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
@@ -71,47 +71,67 @@ class MessageHandler:
         self.precision = precision  # of every timestamp written (influxdb.precision)
         self.forecasts = forecasts if forecasts is not None and forecasts.active else None
         self.rollups = summaries if summaries is not None and summaries.active else None
+        # Streams whose state changed since the checkpoint last took them (ordered, no dups).
+        self._dirty: dict[str, None] = {}
 
     def handle(self, topic: str, payload: bytes, received_at: float) -> Handled:
+        """One message on its own (takes ``lock``)."""
+        done = Handled()
+        with self.lock:
+            done.rejected = self.handle_into(done, topic, payload, received_at)
+        return done
+
+    def handle_into(self, done: Handled, topic: str, payload: bytes,
+                    received_at: float) -> Rejected | None:
+        """Add one message's lines, alerts and engine errors to ``done``; the caller holds
+        ``lock``. Returns the rejection instead when the message is not a reading.
+
+        A batch of messages goes through one ``Handled``: the same lines, in the same
+        order, as handling them one at a time, without an object per message.
+        """
         try:
             readings = self.parser.parse(topic, payload, received_at)
         except Rejected as rejected:
-            return Handled(rejected=rejected)
-        done = Handled(readings=len(readings), reading_ts=readings[0].ts)
+            return rejected
+        if self.gate is not None:
+            refused = self.gate.admit(self.engine, readings, received_at)
+            if refused is not None:
+                return refused
+        done.readings += len(readings)
+        done.reading_ts = readings[0].ts
         lines = done.lines
         sequences = self.sequences
-        with self.lock:
-            if self.gate is not None:
-                refused = self.gate.admit(self.engine, readings, received_at)
-                if refused is not None:
-                    return Handled(rejected=refused)
-            for reading in readings:
-                if sequences is not None and reading.seq is not None:
-                    sequences.observe(reading.stream, reading.seq)
-                try:
-                    outcome = self.engine.process(reading.site, reading.device, reading.metric,
-                                                  reading.ts, reading.value)
-                except Exception as exc:  # a detector bug must not lose the reading
-                    done.engine_errors.append(f"{reading.stream}: {type(exc).__name__}: {exc}")
-                    lines.append(self._value_only(reading))
-                    continue
-                lines.append(self._line(reading.site, reading.device, reading.metric,
-                                        reading.ts, reading.value, outcome))
-                if outcome.event is not None:
-                    self._alert(done, reading.site, reading.device, reading.metric,
-                                outcome.event)
-                if self.forecasts is not None:
-                    self._forecast(done, reading, outcome)
-                if self.rollups is not None:
-                    self._summarize(done, reading, outcome)
-            if len(readings) > 1:
-                try:
-                    self._device(done, readings)
-                except Exception as exc:
-                    first = readings[0]
-                    done.engine_errors.append(f"{first.site}/{first.device}/{DEVICE_METRIC}: "
-                                              f"{type(exc).__name__}: {exc}")
-        return done
+        process = self.engine.process
+        dirty = self._dirty
+        for reading in readings:
+            stream = reading.stream
+            dirty[stream] = None
+            if sequences is not None and reading.seq is not None:
+                sequences.observe(stream, reading.seq)
+            try:
+                outcome = process(reading.site, reading.device, reading.metric,
+                                  reading.ts, reading.value)
+            except Exception as exc:  # a detector bug must not lose the reading
+                done.engine_errors.append(f"{reading.stream}: {type(exc).__name__}: {exc}")
+                lines.append(self._value_only(reading))
+                continue
+            lines.append(self._line(reading.site, reading.device, reading.metric,
+                                    reading.ts, reading.value, outcome))
+            if outcome.event is not None:
+                self._alert(done, reading.site, reading.device, reading.metric,
+                            outcome.event)
+            if self.forecasts is not None:
+                self._forecast(done, reading, outcome)
+            if self.rollups is not None:
+                self._summarize(done, reading, outcome)
+        if len(readings) > 1:
+            try:
+                self._device(done, readings)
+            except Exception as exc:
+                first = readings[0]
+                done.engine_errors.append(f"{first.site}/{first.device}/{DEVICE_METRIC}: "
+                                          f"{type(exc).__name__}: {exc}")
+        return None
 
     def _value_only(self, reading: Reading) -> str:
         """The reading's point without scores, when the engine failed on it."""
@@ -149,6 +169,7 @@ class MessageHandler:
 
     def _device(self, done: Handled, readings: list[Reading]) -> None:
         first = readings[0]
+        self._dirty[f"{first.site}/{first.device}/{DEVICE_METRIC}"] = None
         outcome = self.engine.process_device(first.site, first.device, first.ts,
                                              {r.metric: r.value for r in readings})
         if outcome is None:
@@ -228,11 +249,28 @@ class MessageHandler:
         with self.lock:
             return self.engine.snapshot()
 
-    def checkpointed(self) -> None:
-        """The last ``snapshot`` is on disk."""
+    # -- checkpoints, a few streams at a time (the caller holds ``lock``) ----------------------
+
+    def take_dirty(self) -> list[str]:
+        """The streams changed since the last call, in the order they first changed."""
+        dirty, self._dirty = self._dirty, {}
+        return list(dirty)
+
+    def stream_keys(self) -> list[str]:
+        return self.engine.stream_keys()
+
+    def stream_state_bytes(self, key: str) -> bytes | None:
+        """One stream's state as ``snapshot.plain_bytes`` (None: the engine has no such
+        stream, e.g. it was evicted)."""
+        state = self.engine.stream_state(key)
+        return None if state is None else snapshot.plain_bytes(state)
+
+    def checkpointed(self, keys: set[str] | None = None) -> None:
+        """The records of ``keys`` (default: every stream) are on disk: the evicted copies
+        of those can go."""
         if self.gate is not None:
             with self.lock:
-                self.gate.checkpointed(self.engine)
+                self.gate.checkpointed(self.engine, keys)
 
 
 def alert_from_event(site: str, device: str, metric: str, event: AlertEvent) -> Alert:

@@ -66,7 +66,7 @@ class Metrics:
                                        buckets=LATENCY_BUCKETS, registry=registry)
         self.processing_lag = Histogram(
             "iotwatch_detector_processing_lag_seconds",
-            "time from a message's arrival to the end of its processing",
+            "time from arrival to the end of processing of each batch's oldest message",
             buckets=LAG_BUCKETS, registry=registry)
         self.ack_lag = Histogram(
             "iotwatch_detector_ack_lag_seconds",
@@ -90,6 +90,11 @@ class Metrics:
         self.mqtt_connected = gauge("mqtt_connected", "1 while connected to the broker")
         self.sink_writable = gauge("sink_writable", "1 while the last write succeeded")
         self.checkpoint_age = gauge("checkpoint_age_seconds", "seconds since the last checkpoint")
+        self.longest_pause = Gauge(
+            "iotwatch_detector_longest_pause_seconds",
+            "longest stretch since start the processing thread spent away from processing, "
+            "by kind: checkpoint (one slice), write_stage (handing a batch over)",
+            ("kind",), registry=registry)
         self._totals = {"readings_in": 0, "rejected": 0, "points_written": 0,
                         "alerts_fired": 0, "alerts_resolved": 0}
         self._spool_depth: Callable[[], int] = lambda: 0
@@ -100,9 +105,9 @@ class Metrics:
         self.readings.inc(n)
         self._totals["readings_in"] += n
 
-    def count_rejected(self, reason: str) -> None:
-        self.rejected.labels(reason).inc()
-        self._totals["rejected"] += 1
+    def count_rejected(self, reason: str, n: int = 1) -> None:
+        self.rejected.labels(reason).inc(n)
+        self._totals["rejected"] += n
 
     def count_written(self, points: int) -> None:
         self.points_written.inc(points)

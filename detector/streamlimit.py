@@ -193,12 +193,14 @@ class StreamGate:
                      self.limits.evict_idle_s, self.store.directory)
         return evicted
 
-    def checkpointed(self, engine: Engine) -> None:
-        """A checkpoint now holds every resident stream: their evicted copies can go."""
-        for key in self._restored:
-            if key in engine:
-                self.store.delete(key)
-        self._restored.clear()
+    def checkpointed(self, engine: Engine, keys: set[str] | None = None) -> None:
+        """A checkpoint now holds ``keys`` (default: every resident stream): the evicted
+        copies of those can go."""
+        done = [key for key in self._restored
+                if key in engine and (keys is None or key in keys)]
+        for key in done:
+            self.store.delete(key)
+        self._restored.difference_update(done if keys is not None else list(self._restored))
         self.metrics.streams_on_disk.set(len(self.store))
 
     def warning(self, now: float) -> str | None:

@@ -30,6 +30,7 @@ from iotwatch.topics import SEGMENT, Topics
 
 RESERVED_DEVICE_KEYS = frozenset({"ts", "seq", "units"})
 SEQ_RANGE = (-(2**63), 2**63 - 1)  # what InfluxDB's integer fields hold
+TOPIC_CACHE_ENTRIES = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +49,21 @@ class ReadingParser:
     def __init__(self, topics: Topics, limits: ParseLimits | None = None) -> None:
         self.topics = topics
         self.limits = limits or ParseLimits()
+        # Valid topics seen, parsed: a stream's topic repeats with every reading.
+        self._levels: dict[str, tuple[str, str, str | None]] = {}
 
     def parse(self, topic: str, payload: bytes, received_at: float) -> list[Reading]:
         """Return the readings in one message (several for the per-device form).
 
         A missing ``ts`` means ``received_at``. Raises ``Rejected`` with a reason.
         """
-        site, device, metric = self.topics.parse_reading(topic)
+        levels = self._levels.get(topic)
+        if levels is None:
+            levels = self.topics.parse_reading(topic)
+            if len(self._levels) >= TOPIC_CACHE_ENTRIES:
+                self._levels.clear()
+            self._levels[topic] = levels
+        site, device, metric = levels
         body = _load_object(payload, self.limits.max_payload_bytes)
         ts = self._timestamp(body, received_at)
         seq = _optional_seq(body)

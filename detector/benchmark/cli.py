@@ -75,7 +75,7 @@ def render(results: dict[str, Any]) -> str:
     ...     "detector_msgs_per_s": 10000, "detector_offered_msgs_per_s": 80000, "ratio": 0.25,
     ...     "latency_ms": {"p50": 3.0, "p95": 9.5, "p99": 20.0, "samples": 500},
     ...     "latency_rate_msgs_per_s": 5000, "bytes_per_stream": 15000,
-    ...     "cpu_us_per_msg": 80.0, "published": 100, "stored": 100,
+    ...     "cpu_us_per_msg": 80.0, "published": 100, "stored": 100, "longest_pause_ms": {"checkpoint": 21.0, "write_stage": 3.5},
     ...     "load_average": {"start": [0.5, 0.4, 0.3], "end": [1.0, 0.6, 0.4]}}))
     iotwatch bench, 10 streams, QoS 1 (load average 0.50 at start, 1.00 at end)
     <BLANKLINE>
@@ -86,6 +86,7 @@ def render(results: dict[str, Any]) -> str:
     <BLANKLINE>
     publish -> stored at 5,000 msg/s (half the sustained rate), 500 probe readings: p50 3.0 ms, p95 9.5 ms, p99 20.0 ms
     state per stream after warm-up: 15.0 KB; detector CPU per reading: 80.0 us
+    longest pause of the processing thread: checkpoint 21.0 ms, write_stage 3.5 ms
     stored: 100 of 100 published readings counted back from the database
     """
     rows = [("bare paho subscriber (ceiling)", results["ceiling_msgs_per_s"],
@@ -111,6 +112,9 @@ def render(results: dict[str, Any]) -> str:
             f"ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms",
             f"state per stream after warm-up: {results['bytes_per_stream'] / 1000:.1f} KB; "
             f"detector CPU per reading: {results['cpu_us_per_msg']} us",
+            "longest pause of the processing thread: "
+            + (", ".join(f"{kind} {ms} ms" for kind, ms in results["longest_pause_ms"].items())
+               if results.get("longest_pause_ms") else "not reported"),
             f"stored: {results['stored']:,} of {results['published']:,} published readings "
             "counted back from the database"]
     return "\n".join(out)

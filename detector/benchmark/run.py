@@ -98,6 +98,7 @@ def run_bench(options: BenchOptions, workdir: Path, progress: Progress) -> dict[
         "latency_rate_msgs_per_s": detector["latency_rate"],
         "bytes_per_stream": detector["bytes_per_stream"],
         "cpu_us_per_msg": detector["cpu_us_per_msg"],
+        "longest_pause_ms": detector["longest_pause_ms"],
         "published": detector["published"], "stored": detector["stored"],
         "load_average": {"start": [round(x, 2) for x in started_load],
                          "end": [round(x, 2) for x in os.getloadavg()]},
@@ -226,11 +227,20 @@ class _Detector:
             return False
 
     def acks(self) -> int:
+        return int(self.metric("iotwatch_detector_acks_total") or 0)
+
+    def metric(self, name: str) -> float | None:
+        return self.series(name).get(name)
+
+    def series(self, name: str) -> dict[str, float]:
+        """Every sample of metric ``name`` (labels included in the key)."""
+        found = {}
         with urllib.request.urlopen(self.url + "/metrics", timeout=10) as answer:
             for line in answer.read().decode().splitlines():
-                if line.startswith("iotwatch_detector_acks_total "):
-                    return int(float(line.split()[-1]))
-        return 0
+                if line.startswith((name + " ", name + "{")):
+                    key, _, value = line.rpartition(" ")
+                    found[key] = float(value)
+        return found
 
     def wait_acked(self, total: int, progress: Progress, what: str) -> list[tuple[float, int]]:
         """Poll the ack counter until ``total``; return the (time, acks) samples."""
@@ -303,7 +313,10 @@ def _detector(group: ProcessGroup, workdir: Path, broker: DemoBroker, store, loa
     finally:
         poller.close()
     stored = count_stored(store.url, store.database)
-    return {"msgs_per_s": rate, "offered_msgs_per_s": offered["msgs_per_s"],
+    pauses = detector.series("iotwatch_detector_longest_pause_seconds")
+    return {"longest_pause_ms": {key.split('"')[1]: round(value * 1000, 1)
+                                 for key, value in pauses.items() if '"' in key} or None,
+            "msgs_per_s": rate, "offered_msgs_per_s": offered["msgs_per_s"],
             "published": warm_count + count + latency_count,
             "cpu_us_per_msg": round(cpu / count * 1e6, 1), "bytes_per_stream": bytes_per_stream,
             "latency_rate": latency_rate, "latency_ms": _percentiles(poller.latencies),

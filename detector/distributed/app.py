@@ -33,6 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from detector.acks import Acker
 from detector.api import routes
 from detector.config import DetectorFile
+from detector.consumer import QueueIntake
 from detector.delivery import Delivery
 from detector.distributed.checkpoints_kv import PartitionCheckpoints
 from detector.distributed.coordinator import Coordinator
@@ -135,7 +136,7 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
                         lambda line, why: emitter.refused_point(line, why, time.time()))
     metrics.watch_spool(lambda: delivery.spool_state.points)
     metrics.registry.register(_PartitionCollector(coordinator, intake, checkpoints))
-    worker = Worker(intake.queue, state, emitter, delivery, checkpoints, metrics, Cadence(
+    worker = Worker(QueueIntake(intake.queue), state, emitter, delivery, checkpoints, metrics, Cadence(
         batch_points=influx.batch_size, batch_messages=section.input.ack_batch,
         flush_interval_s=influx.flush_interval_s, idle_flush_s=section.input.idle_flush_s,
         stats_interval_s=section.output.stats_interval_s,

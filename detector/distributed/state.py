@@ -32,7 +32,7 @@ from detector.distributed.partitions import partition_of
 from detector.engine import Engine
 from detector.handler import Handled, MessageHandler
 from detector.sequence import SequenceTracker
-from iotwatch.contracts import Reading
+from iotwatch.contracts import Reading, Rejected
 from iotwatch.parse import ReadingParser
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,14 @@ class PartitionedHandler:
         return partition
 
     def handle(self, topic: str, payload: bytes, received_at: float) -> Handled:
+        return self._route(topic).handle(topic, payload, received_at)
+
+    def handle_into(self, done: Handled, topic: str, payload: bytes,
+                    received_at: float) -> Rejected | None:
+        """``MessageHandler.handle_into`` of the message's partition (caller holds ``lock``)."""
+        return self._route(topic).handle_into(done, topic, payload, received_at)
+
+    def _route(self, topic: str) -> MessageHandler:
         partition = self.partition_of_topic(topic)
         handler = self._rejecter if partition is None else self._handlers.get(partition)
         if handler is None:
@@ -117,7 +125,7 @@ class PartitionedHandler:
             if len(self._stray.engine) > _TOPIC_CACHE // 10:  # nothing here is kept
                 self._stray = self._handler(self._make_engine())
             handler = self._stray
-        return handler.handle(topic, payload, received_at)
+        return handler
 
     def checkpointed(self) -> None:
         """The worker's hook after a checkpoint: nothing to do in this mode, where no

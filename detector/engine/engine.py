@@ -308,10 +308,21 @@ class Engine:
         A stream whose detector settings changed since the snapshot keeps its alert state
         but starts learning afresh; its key is listed in ``reset_streams``.
         """
+        return cls.from_streams(settings, snapshot.decode(data)["streams"])
+
+    @classmethod
+    def from_streams(cls, settings: EngineSettings, streams: Any) -> Engine:
+        """``restore`` from the streams' ``stream_state`` dicts (in any grouping)."""
         engine = cls(settings)
-        for saved in snapshot.decode(data)["streams"]:
+        for saved in streams:
             engine._load_stream(saved)
         return engine
+
+    def stream_state(self, key: str) -> dict[str, Any] | None:
+        """One stream's part of ``snapshot`` (plain data; None for an unknown key), so a
+        checkpoint can be written a few streams at a time."""
+        stream = self._streams.get(key)
+        return None if stream is None else _stream_state(stream)
 
     # -- one stream at a time (the service evicts idle streams to disk) ---------------------
 

@@ -33,7 +33,16 @@ class SnapshotError(IotwatchError):
 
 
 def encode(state: Any) -> bytes:
-    body = orjson.dumps(_to_plain(state))
+    return seal(plain_bytes(state))
+
+
+def plain_bytes(state: Any) -> bytes:
+    """The uncompressed JSON of ``state``: ``seal`` it (any thread) to get ``encode``'s bytes."""
+    return orjson.dumps(_to_plain(state))
+
+
+def seal(body: bytes) -> bytes:
+    """Magic, version and compression around ``plain_bytes`` (zlib releases the GIL)."""
     return MAGIC + bytes([VERSION]) + zlib.compress(body, 1)
 
 
@@ -49,7 +58,35 @@ def decode(data: bytes) -> Any:
         raise SnapshotError(f"corrupt engine snapshot: {exc}") from exc
 
 
+_AS_IS = frozenset({str, int, bool, type(None)})
+_FLOAT = {float}
+
+
 def _to_plain(node: Any) -> Any:
+    """JSON-ready ``node``: exact types first (most of a snapshot), then ``_to_plain_any``."""
+    kind = type(node)
+    if kind is dict:
+        out = {}
+        for key, value in node.items():
+            kind = type(value)
+            if kind in _AS_IS or (kind is float and math.isfinite(value)):
+                out[key if type(key) is str else str(key)] = value
+            else:
+                out[key if type(key) is str else str(key)] = _to_plain(value)
+        return out
+    if kind in _AS_IS or (kind is float and math.isfinite(node)):
+        return node
+    if kind is list or kind is tuple:
+        kinds = set(map(type, node))
+        if kinds == _FLOAT and math.isfinite(sum(node)):
+            return node  # finite floats (score histories) go to orjson as they are
+        if kinds <= _AS_IS:
+            return node
+        return [_to_plain(v) for v in node]
+    return _to_plain_any(node)
+
+
+def _to_plain_any(node: Any) -> Any:
     if isinstance(node, dict):
         return {str(k): _to_plain(v) for k, v in node.items()}
     if isinstance(node, list | tuple):

@@ -8,7 +8,6 @@ exception while handling one message dead-letters it as ``internal_error`` and a
 
 from __future__ import annotations
 
-import queue
 import threading
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from harness import wait_until
 
 from detector.acks import Acker
 from detector.checkpoint import CheckpointFile
+from detector.consumer import Intake
 from detector.delivery import Delivery
 from detector.emit import Emitter
 from detector.engine import Engine, EngineSettings
@@ -152,8 +152,9 @@ def test_an_exception_while_handling_a_message_dead_letters_and_acks_it(tmp_path
                         lambda line, why: None)
     handler = MessageHandler(Engine(EngineSettings(enabled=["zscore"])),
                              BuggyParser(topics))
-    received: queue.Queue = queue.Queue()
-    worker = Worker(received, handler, Emitter(client, topics), delivery,
+    intake = Intake(100)
+    intake.on_connected(None)  # generation 1, the acker's
+    worker = Worker(intake, handler, Emitter(client, topics), delivery,
                     CheckpointFile(tmp_path / "checkpoint.bin"), metrics, Cadence())
     failures: list[BaseException] = []
 
@@ -169,9 +170,9 @@ def test_an_exception_while_handling_a_message_dead_letters_and_acks_it(tmp_path
         thread.start()
     try:
         topic = topics.reading("site-bug", "dev-1", "temperature")
-        received.put((1, message(1, topic, b'{"ts": 1768905000, "value": 1.0}'), BASE_TS))
-        received.put((1, message(2, topic, b'{"ts": 1768905001, "value": "boom"}'), BASE_TS))
-        received.put((1, message(3, topic, b'{"ts": 1768905002, "value": 2.0}'), BASE_TS))
+        intake.on_message(None, None, message(1, topic, b'{"ts": 1768905000, "value": 1.0}'))
+        intake.on_message(None, None, message(2, topic, b'{"ts": 1768905001, "value": "boom"}'))
+        intake.on_message(None, None, message(3, topic, b'{"ts": 1768905002, "value": 2.0}'))
         wait_until(lambda: failures or acked == [1, 2, 3], 30, what="all three acknowledged")
         assert not failures, failures
         dead.wait_for(1, timeout=30)
