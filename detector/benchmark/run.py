@@ -312,12 +312,31 @@ def _detector(group: ProcessGroup, workdir: Path, broker: DemoBroker, store, loa
                    f"{len(poller.latencies)}; last query error: {poller.error})")
     finally:
         poller.close()
-    stored = count_stored(store.url, store.database)
+    published = warm_count + count + latency_count
+    # Acknowledged also means spooled: give a spool replay a minute to reach the database.
+    stored = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        stored = count_stored(store.url, store.database)
+        if stored >= published:
+            break
+        time.sleep(1)
+    unstored = {} if stored >= published else {
+        "rejected": {key.split('"')[1]: value for key, value in
+                     detector.series("iotwatch_detector_rejected_total").items() if '"' in key},
+        "spool_points": detector.metric("iotwatch_detector_spool_points"),
+        "points_spooled": detector.metric("iotwatch_detector_points_spooled_total"),
+        "write_errors": {key.split('"')[1]: value for key, value in
+                         detector.series("iotwatch_detector_write_errors_total").items()
+                         if '"' in key},
+        "engine_errors": detector.metric("iotwatch_detector_engine_errors_total")}
+    if unstored:
+        progress(f"  {published - stored:,} readings not in the database: {unstored}")
     pauses = detector.series("iotwatch_detector_longest_pause_seconds")
     return {"longest_pause_ms": {key.split('"')[1]: round(value * 1000, 1)
                                  for key, value in pauses.items() if '"' in key} or None,
             "msgs_per_s": rate, "offered_msgs_per_s": offered["msgs_per_s"],
-            "published": warm_count + count + latency_count,
+            "published": published, "unstored": unstored or None,
             "cpu_us_per_msg": round(cpu / count * 1e6, 1), "bytes_per_stream": bytes_per_stream,
             "latency_rate": latency_rate, "latency_ms": _percentiles(poller.latencies),
             "stored": stored}
