@@ -52,6 +52,7 @@ from iotwatch.topics import Topics
 
 EXIT_PASS, EXIT_FAIL, EXIT_INTERRUPTED = 0, 1, 130
 HEALTH_TIMEOUT_S = 60.0
+PORT_TRIES = 3  # starts of a service whose free HTTP port was taken before it bound it
 # After the publisher stops: time for the last alerts to be delivered, and how long no new
 # alert must appear before the run counts as settled.
 DRAIN_TIMEOUT_S = 30.0
@@ -179,7 +180,7 @@ def _start_store(group: ProcessGroup, workdir: Path, want_file: bool,
             return store
         except StoreError as exc:
             reason = str(exc)
-    store = file_store(workdir / "detector" / "points.lp")
+    store = file_store(workdir / "detector-state" / "points.lp")
     say(f"store:     {store.describe()}  ({reason})")
     return store
 
@@ -225,15 +226,28 @@ def _watch(broker: DemoBroker, traffic: Traffic):
 def _start_service(group: ProcessGroup, workdir: Path, broker: DemoBroker, name: str,
                    command: str, stop: threading.Event, make_config: Callable[[int], dict],
                    extra_env: dict[str, str] | None = None) -> str:
-    """Write the service's config, start it, and wait until its /health answers 200."""
-    port = free_port()
-    path = workdir / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(make_config(port), sort_keys=False), encoding="utf-8")
-    child = group.start(name, [sys.executable, "-m", "iotwatch.cli", command, "--config",
-                               str(path)], env=_service_env(broker, name, extra_env), cwd=workdir)
-    url = f"http://127.0.0.1:{port}"
-    _wait_healthy(child, f"{url}/health", stop)
-    return url
+    """Write the service's config, start it, and wait until its /health answers 200.
+
+    The HTTP port is chosen free, but another process's outgoing connection can take it
+    before the service binds it; a service that exits on that is started again on a new
+    port (three tries).
+    """
+    for attempt in range(1, PORT_TRIES + 1):
+        port = free_port()
+        path = workdir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(make_config(port), sort_keys=False), encoding="utf-8")
+        child = group.start(name, [sys.executable, "-m", "iotwatch.cli", command, "--config",
+                                   str(path)], env=_service_env(broker, name, extra_env),
+                            cwd=workdir)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(child, f"{url}/health", stop)
+            return url
+        except DemoError as exc:
+            taken = not child.running() and "Address already in use" in str(exc)
+            if not taken or attempt == PORT_TRIES:
+                raise
+    raise DemoError(f"{name}: no free HTTP port in {PORT_TRIES} tries")
 
 
 def _start_publisher(group: ProcessGroup, workdir: Path, broker: DemoBroker,

@@ -8,7 +8,7 @@ here: they reach the services through ``IOTWATCH__MQTT__PASSWORD`` in the enviro
 >>> from pathlib import Path
 >>> detector = detector_config(Path("/run/demo"), http_port=8081, sink="file")
 >>> detector["detector"]["output"]["sink"], detector["detector"]["output"]["file"]
-('file', '/run/demo/detector/points.lp')
+('file', '/run/demo/detector-state/points.lp')
 >>> [(f["kind"], f["start_s"]) for f in demo_fleet(45.0)["faults"]["scheduled"]]
 [('spike', 2000.0), ('level_shift', 2425.0), ('garbage', 2680.0), ('noise_burst', 2935.0), ('spike', 3445.0)]
 """
@@ -37,7 +37,9 @@ def detector_config(workdir: Path, *, http_port: int, sink: str,
                     influx_url: str | None = None, database: str = "iotwatch",
                     precision: str = "us") -> dict[str, Any]:
     """The detector: InfluxDB v1 (``sink="influxdb"``) or a line-protocol file (``"file"``)."""
-    state = workdir / "detector"
+    # Not "detector": the services start in workdir, where a directory of a package's
+    # name would stand in for the package when a service is started again.
+    state = workdir / "detector-state"
     influxdb: dict[str, Any] = {"api": "v1", "database": database, "flush_interval_s": 0.5,
                                 "batch_size": 2000, "timeout_s": 5.0, "precision": precision}
     if influx_url is not None:
@@ -68,7 +70,7 @@ def alerting_config(workdir: Path, *, http_port: int, smtp_port: int,
         "http": {"host": "127.0.0.1", "port": http_port},
         "log": {"level": "INFO"},
         "alerting": {
-            "database": str(workdir / "alerting" / "alerting.sqlite3"),
+            "database": str(workdir / "alerting-state" / "alerting.sqlite3"),
             # Every alert its own group (its fingerprint is site, device, metric and rule), so
             # the demo can check each reached both receivers. Not "...": severity may change
             # while an alert fires, and would split it across groups.
