@@ -48,7 +48,9 @@ def test_a_joining_instance_takes_partitions_and_a_drained_one_hands_them_back(
         b.start()
         owned = wait_for_ownership([a, b])
         assert owned["a"] and owned["b"]
-        assert a.health()["released"] == len(owned["b"])
+        # At least b's share: on a loaded machine the membership can change twice while b
+        # joins (a releases, takes back, releases again); every hand-over is checkpointed.
+        assert a.health()["released"] >= len(owned["b"])
         assert set(_counts([a, b]).values()) == {READINGS}  # not one reading relearned
 
         _publish(publisher, keys, READINGS, READINGS)
