@@ -35,6 +35,7 @@ from detector.models.service import prepare as prepare_models
 from detector.reconcile import read_retained_alerts, stale_alerts
 from detector.runtime import (
     STOP_TIMEOUT_S,
+    cadence_of,
     guarded,
     observe_acks,
     sequence_tracker,
@@ -45,7 +46,7 @@ from detector.sink import make_writer
 from detector.spool import Spool
 from detector.streamlimit import StreamGate, store_beside
 from detector.summaries.streams import StreamSummaries
-from detector.worker import Cadence, Worker
+from detector.worker import Worker
 from iotwatch.httpserver import serve
 from iotwatch.liveness import Vital, check_liveness
 from iotwatch.mqtt import ack_many, connect, make_client, publish_status
@@ -117,12 +118,7 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
                         acker, metrics,
                         lambda line, why: emitter.refused_point(line, why, time.time()))
     metrics.watch_spool(lambda: delivery.spool_state.points)
-    worker = Worker(intake, handler, emitter, delivery, checkpoints, metrics, Cadence(
-        batch_points=influx.batch_size, batch_messages=section.input.ack_batch,
-        flush_interval_s=influx.flush_interval_s, idle_flush_s=section.input.idle_flush_s,
-        stats_interval_s=section.output.stats_interval_s,
-        checkpoint_interval_s=section.checkpoint.interval_s,
-        checkpoint_after_alert_s=section.checkpoint.after_alert_s))
+    worker = Worker(intake, handler, emitter, delivery, checkpoints, metrics, cadence_of(config))
 
     def health() -> tuple[bool, dict[str, Any]]:
         problems = []

@@ -12,9 +12,10 @@ import threading
 import time
 from typing import Any
 
-from detector.config import SequenceSettings
+from detector.config import DetectorFile, SequenceSettings
 from detector.metrics import Metrics
 from detector.sequence import LIKELY_CAUSE, SequenceTracker
+from detector.worker import Cadence
 
 log = logging.getLogger("detector.app")
 
@@ -67,3 +68,14 @@ def stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
     return stop
+
+
+def cadence_of(config: DetectorFile) -> Cadence:
+    """How often the worker flushes, reports and checkpoints, from the configuration."""
+    section, influx = config.detector, config.influxdb
+    return Cadence(
+        batch_points=influx.batch_size, batch_messages=section.input.ack_batch,
+        flush_interval_s=influx.flush_interval_s, idle_flush_s=section.input.idle_flush_s,
+        stats_interval_s=section.output.stats_interval_s,
+        checkpoint_interval_s=section.checkpoint.interval_s,
+        checkpoint_after_alert_s=section.checkpoint.after_alert_s)

@@ -48,6 +48,7 @@ from detector.metrics import Metrics
 from detector.reconcile import read_retained_alerts, stale_alerts
 from detector.runtime import (
     STOP_TIMEOUT_S,
+    cadence_of,
     guarded,
     observe_acks,
     sequence_tracker,
@@ -55,7 +56,7 @@ from detector.runtime import (
 )
 from detector.sink import make_writer
 from detector.spool import Spool
-from detector.worker import Cadence, Worker
+from detector.worker import Worker
 from iotwatch.httpserver import serve
 from iotwatch.mqtt import MqttError, connect, make_client
 from iotwatch.parse import ReadingParser
@@ -136,12 +137,7 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
                         lambda line, why: emitter.refused_point(line, why, time.time()))
     metrics.watch_spool(lambda: delivery.spool_state.points)
     metrics.registry.register(_PartitionCollector(coordinator, intake, checkpoints))
-    worker = Worker(QueueIntake(intake.queue), state, emitter, delivery, checkpoints, metrics, Cadence(
-        batch_points=influx.batch_size, batch_messages=section.input.ack_batch,
-        flush_interval_s=influx.flush_interval_s, idle_flush_s=section.input.idle_flush_s,
-        stats_interval_s=section.output.stats_interval_s,
-        checkpoint_interval_s=section.checkpoint.interval_s,
-        checkpoint_after_alert_s=section.checkpoint.after_alert_s))
+    worker = Worker(QueueIntake(intake.queue), state, emitter, delivery, checkpoints, metrics, cadence_of(config))
 
     def health() -> tuple[bool, dict[str, Any]]:
         problems = []
