@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from iotwatch import __version__
 
@@ -71,6 +71,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return 130
+
+
+def usage_errors(prog: str, errors: tuple[type[BaseException], ...],
+                 work: Callable[[], int]) -> int:
+    """``work()``; an expected error instead prints ``prog: error: <line>`` per line, exit 2.
+
+    >>> usage_errors("iotwatch x", (ValueError,), lambda: int("nope"))
+    2
+    """
+    try:
+        return work()
+    except errors as exc:
+        for line in str(exc).splitlines():
+            print(f"{prog}: error: {line}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def run_service(command: str) -> None:

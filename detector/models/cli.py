@@ -62,14 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from detector.evaluate.datasets import DatasetError
+    from iotwatch.cli import usage_errors
     from iotwatch.timeparse import TimestampError
 
-    try:
-        return _run(args)
-    except (DatasetError, TimestampError, ValueError) as exc:
-        for line in str(exc).splitlines():
-            print(f"iotwatch train: error: {line}", file=sys.stderr)
-        return EXIT_USAGE
+    return usage_errors("iotwatch train", (DatasetError, TimestampError, ValueError),
+                        lambda: _run(args))
 
 
 def parse_params(items: list[str], defaults: dict[str, Any]) -> dict[str, Any]:

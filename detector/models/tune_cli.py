@@ -39,13 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from detector.evaluate.datasets import DatasetError
+    from iotwatch.cli import usage_errors
 
-    try:
-        return _run(args)
-    except (DatasetError, ValueError, OSError) as exc:
-        for line in str(exc).splitlines():
-            print(f"iotwatch tune: error: {line}", file=sys.stderr)
-        return EXIT_USAGE
+    return usage_errors("iotwatch tune", (DatasetError, ValueError, OSError), lambda: _run(args))
 
 
 def _trial(target: str, kind: str, candidate: dict, base, seed: int, series, fmt: str):

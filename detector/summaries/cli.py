@@ -10,7 +10,6 @@ when the next period's first reading arrives). Every stream is summarised here.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 EXIT_USAGE = 2
@@ -34,14 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from detector.evaluate.datasets import DatasetError
+    from iotwatch.cli import usage_errors
     from iotwatch.config import ConfigError
 
-    try:
-        return _run(args)
-    except (DatasetError, ConfigError, UsageError) as exc:
-        for line in str(exc).splitlines():
-            print(f"iotwatch summarize: error: {line}", file=sys.stderr)
-        return EXIT_USAGE
+    return usage_errors("iotwatch summarize", (DatasetError, ConfigError, UsageError),
+                        lambda: _run(args))
 
 
 class UsageError(Exception):
