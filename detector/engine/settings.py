@@ -84,6 +84,16 @@ class RangeSettings(StrictModel):
     max_skips: int = Field(default=MAX_SKIPS, ge=0)
 
 
+class ContextSettings(StrictModel):
+    """Novel sequences of value levels (bands of the range seen so far)."""
+
+    # 16 bands, contexts of up to 3 bands: chosen on NAB realKnownCause (docs/detection.md);
+    # the table is (levels + 2) ** order bytes and more (6.2 KB at the defaults).
+    levels: int = Field(default=16, ge=1, le=30)
+    order: int = Field(default=3, ge=1, le=3)
+    warmup: int = Field(default=1440, ge=1)
+
+
 class FeatureWindowSettings(StrictModel):
     """The short window of recent values a tree detector sees, every feature in [0, 1]."""
 
@@ -148,6 +158,7 @@ class DetectorsSettings(StrictModel):
     diff_zscore: DiffZScoreSettings = DiffZScoreSettings()
     flatline: FlatLineSettings = FlatLineSettings()
     range: RangeSettings = RangeSettings()
+    context: ContextSettings = ContextSettings()
     hst: HstSettings = HstSettings()
     river_hst: RiverHstSettings = RiverHstSettings()
     multivariate: MultivariateSettings = MultivariateSettings()

@@ -16,6 +16,7 @@ SETTINGS = EngineSettings.model_validate({
         "ewm_zscore": {"warmup": 5, "halflife": 20},
         "diff_zscore": {"warmup": 5, "halflife": 20},
         "range": {"warmup": 5},
+        "context": {"warmup": 20},
         "hst": {"n_trees": 4, "height": 5, "window_size": 20},
         "river_hst": {"n_trees": 4, "height": 5, "window_size": 20},
         "multivariate": {"n_trees": 4, "height": 5, "window_size": 20, "warmup": 5},
@@ -110,7 +111,7 @@ def test_restored_state_scores_exactly_as_the_original(name):
 
 def test_registry_knows_its_kinds():
     assert set(registry.univariate_names()) == {"zscore", "ewm_zscore", "hst", "river_hst",
-                                               "flatline", "random", "diff_zscore", "range"}
+                                               "flatline", "random", "diff_zscore", "range", "context"}
     assert set(registry.device_names()) == {"device_hst", "mahalanobis"}
     with pytest.raises(KeyError, match="unknown detector 'nope' \\(known: "):
         registry.create("nope", SETTINGS, StreamContext())

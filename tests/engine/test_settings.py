@@ -17,7 +17,7 @@ CASES = [
     ({"detectors": {"nope": {}}},
      "detectors.nope: unknown key (expected one of: zscore, ewm_zscore, diff_zscore, "),
     ({"enabled": ["zscore", "isolation_forest"]},
-     "enabled: unknown detector 'isolation_forest' (known: diff_zscore, ewm_zscore, "),
+     "enabled: unknown detector 'isolation_forest' (known: context, diff_zscore, ewm_zscore, "),
     ({"enabled": []}, "enabled: must name at least one detector"),
     ({"enabled": ["hst", "hst"]}, "enabled: detectors must not repeat"),
     ({"calibration": {"short_windows": [0, 60]}},
