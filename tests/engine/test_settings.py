@@ -47,7 +47,8 @@ def test_error_names_the_key(data, message):
 def test_defaults_are_valid_and_complete():
     settings = EngineSettings()
     assert errors_of(EngineSettings, {}) == []
-    assert settings.enabled == ["zscore", "ewm_zscore", "diff_zscore", "range", "flatline"]
+    assert settings.enabled == ["zscore", "ewm_zscore", "diff_zscore", "range", "flatline",
+                                "seasonal"]
     assert 0 < settings.decision.threshold < 1
 
 
