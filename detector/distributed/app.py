@@ -40,6 +40,7 @@ from detector.distributed.coordinator import Coordinator
 from detector.distributed.intake_nats import GENERATION, NatsIntake
 from detector.distributed.leases import Leases
 from detector.distributed.loop import LoopThread
+from detector.distributed.partitioncheck import PartitionMismatch, probe
 from detector.distributed.partitions import partition_of, subject_prefix
 from detector.distributed.state import PartitionedHandler
 from detector.emit import Emitter
@@ -102,8 +103,16 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     intake = NatsIntake(js, settings.stream, subject_prefix(mqtt.topic_prefix),
                         mqtt.topic_prefix, section.input.queue_size,
                         fetch_batch=settings.fetch_batch, ack_wait_s=settings.ack_wait_s,
-                        max_ack_pending=settings.max_ack_pending)
+                        max_ack_pending=settings.max_ack_pending,
+                        note_subject=state.note_subject)
     loop.call(intake.ensure_streams(settings.partitions, settings.stream_max_age_s))
+    try:  # the server's mapping must use nats.partitions partitions (partitioncheck)
+        loop.call(probe(nc, subject_prefix(mqtt.topic_prefix), settings.stream,
+                        settings.partitions))
+    except PartitionMismatch:
+        loop.call(nc.close())
+        loop.close()
+        raise
     leases = loop.call(Leases.open(js, settings.lease_bucket, settings.lease_ttl_s, instance))
     checkpoints = loop.call(PartitionCheckpoints.open(js, settings.checkpoint_bucket, loop,
                                                       lambda p: p in leases.held))
@@ -146,9 +155,15 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
         if delivery.writable is not True:
             problems.append(delivery.last_error or f"nothing written to "
                             f"{delivery.writer.description} yet")
+        # Running, but some readings are in a partition their device does not hash to.
+        degraded = [f"{state.misrouted_messages} message(s) of {len(state.misrouted)} "
+                    f"topic(s) came through the wrong partition and were dead-lettered as "
+                    f"wrong_partition: the server's subject mapping and nats.partitions "
+                    f"({settings.partitions}) disagree"] if state.misrouted else []
         spooled = delivery.spool_state
-        return not problems, {
-            "status": "unavailable", "problems": problems, "instance": instance,
+        return not (problems or degraded), {
+            "status": "unavailable" if problems else "degraded",
+            "problems": problems + degraded, "instance": instance,
             "members": coordinator.members, "partitions": sorted(coordinator.owned),
             "lag": {str(p): {"pending": lag[0], "ack_pending": lag[1]}
                     for p, lag in sorted(coordinator.lag.items())},

@@ -28,16 +28,30 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from detector.distributed.partitioncheck import wrong_partition_detail
 from detector.distributed.partitions import partition_of
 from detector.engine import Engine
 from detector.handler import Handled, MessageHandler
 from detector.sequence import SequenceTracker
-from iotwatch.contracts import Reading, Rejected
+from iotwatch.contracts import Reading, Reason, Rejected
 from iotwatch.parse import ReadingParser
 
 log = logging.getLogger(__name__)
 
 _TOPIC_CACHE = 1_000_000  # topics remembered with their partition (one per stream)
+
+
+class MisroutedTopic(str):
+    """The topic of a message that came through ``subject_partition``, which is not its
+    device's partition: the worker hands it to ``handle_into`` like any topic (and to the
+    dead letter), and the handler rejects it as ``wrong_partition``."""
+
+    __slots__ = ("subject_partition",)
+
+    def __new__(cls, topic: str, subject_partition: int) -> MisroutedTopic:
+        marked = super().__new__(cls, topic)
+        marked.subject_partition = subject_partition
+        return marked
 
 
 class PartitionedHandler:
@@ -64,6 +78,10 @@ class PartitionedHandler:
         # (the new owner's copies are the same points) but learned by nobody here.
         self._stray = self._handler(make_engine())
         self.stray_readings = 0
+        # Topics of messages that came through a partition other than partition_of's (the
+        # server's mapping and nats.partitions disagree): topic -> the subject's partition.
+        self.misrouted: dict[str, int] = {}
+        self.misrouted_messages = 0
 
     def _handler(self, engine: Engine) -> MessageHandler:
         handler = MessageHandler(engine, self.parser, **self._options)
@@ -105,12 +123,34 @@ class PartitionedHandler:
                 self._topics[topic] = partition
         return partition
 
+    def note_subject(self, topic: str, subject_partition: int) -> str:
+        """From the intake, per fetched message: the topic to hand the worker, marked
+        (``MisroutedTopic``) when the message came through a partition other than
+        ``partition_of``'s; such a message is dead-lettered, not learned."""
+        expected = self.partition_of_topic(topic)
+        if expected is None or expected == subject_partition:
+            return topic
+        if topic not in self.misrouted:
+            log.warning("%s", wrong_partition_detail(topic, subject_partition, expected,
+                                                     self.partitions))
+        self.misrouted[topic] = subject_partition
+        return MisroutedTopic(topic, subject_partition)
+
     def handle(self, topic: str, payload: bytes, received_at: float) -> Handled:
-        return self._route(topic).handle(topic, payload, received_at)
+        done = Handled()
+        with self.lock:
+            done.rejected = self.handle_into(done, topic, payload, received_at)
+        return done
 
     def handle_into(self, done: Handled, topic: str, payload: bytes,
                     received_at: float) -> Rejected | None:
         """``MessageHandler.handle_into`` of the message's partition (caller holds ``lock``)."""
+        if type(topic) is MisroutedTopic:
+            self.misrouted_messages += 1
+            expected = self.partition_of_topic(topic)
+            return Rejected(Reason.WRONG_PARTITION, wrong_partition_detail(
+                topic, topic.subject_partition, -1 if expected is None else expected,
+                self.partitions))
         return self._route(topic).handle_into(done, topic, payload, received_at)
 
     def _route(self, topic: str) -> MessageHandler:
