@@ -32,6 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from detector.acks import Acker
 from detector.api import routes
+from detector.checkpoint import decode_streams
 from detector.config import DetectorFile
 from detector.consumer import QueueIntake
 from detector.delivery import Delivery
@@ -115,7 +116,8 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
         raise
     leases = loop.call(Leases.open(js, settings.lease_bucket, settings.lease_ttl_s, instance))
     checkpoints = loop.call(PartitionCheckpoints.open(js, settings.checkpoint_bucket, loop,
-                                                      lambda p: p in leases.held))
+                                                      lambda p: p in leases.held,
+                                                      state.partition_of_key))
     # MQTT out: alerts and dead letters (to NATS's MQTT listener, or any broker).
     mqtt = mqtt.model_copy(update={"client_id": f"iotwatch-detector-{instance}"})
     client = make_client(mqtt, SERVICE, persistent=False)
@@ -237,8 +239,8 @@ def _restore(settings: EngineSettings, partition: int, data: bytes | None) -> En
     if data is None:
         log.info("partition %d: no checkpoint, its streams start learning", partition)
         return Engine(settings)
-    try:
-        engine = Engine.restore(settings, data)
+    try:  # records per stream (or one whole snapshot, as an older version wrote)
+        engine = Engine.from_streams(settings, decode_streams(data))
     except Exception as exc:  # e.g. SnapshotError: the partition starts afresh, and says so
         log.error("partition %d: checkpoint unreadable (%s); its streams start learning",
                   partition, exc)

@@ -17,8 +17,10 @@ partition's streams and can be handed to any other instance.
 >>> state.handle("iotwatch/readings/s/d1/t", b'{"ts": 1768905000, "value": 1}',
 ...              received_at=1768905001.0).readings
 1
->>> sorted(state.snapshot()), state.stream_count()
-([1], 1)
+>>> state.take_dirty(), state.stream_count()
+(['s/d1/t'], 1)
+>>> [key for key, _sealed in state.partition_records(1)]
+['s/d1/t']
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 
 from detector.distributed.partitioncheck import wrong_partition_detail
 from detector.distributed.partitions import partition_of
-from detector.engine import Engine
+from detector.engine import Engine, snapshot
 from detector.handler import Handled, MessageHandler
 from detector.sequence import SequenceTracker
 from iotwatch.contracts import Reading, Reason, Rejected
@@ -105,10 +107,20 @@ class PartitionedHandler:
         with self.lock:
             return sorted(self._handlers)
 
-    def snapshot_partition(self, partition: int) -> bytes | None:
+    def partition_records(self, partition: int) -> list[tuple[str, bytes]]:
+        """Every stream of ``partition`` as (key, sealed state), for its final checkpoint
+        when it is given up. The engine lock is held for one stream at a time (the
+        partition gets no more messages by then; the other partitions go on)."""
         with self.lock:
             handler = self._handlers.get(partition)
-            return None if handler is None else handler.engine.snapshot()
+            keys = [] if handler is None else handler.stream_keys()
+        records = []
+        for key in keys:
+            with self.lock:
+                body = handler.stream_state_bytes(key)
+            if body is not None:
+                records.append((key, snapshot.seal(body)))  # zlib: outside the lock
+        return records
 
     # -- the MessageHandler interface --------------------------------------------------------
 
@@ -167,14 +179,28 @@ class PartitionedHandler:
             handler = self._stray
         return handler
 
-    def checkpointed(self) -> None:
-        """The worker's hook after a checkpoint: nothing to do in this mode, where no
-        stream is evicted (stream limits and eviction belong to the single-node mode)."""
+    # -- checkpoints, a few streams at a time (worker.Worker; the caller holds ``lock``) ------
 
-    def snapshot(self) -> dict[int, bytes]:
-        """Every owned partition's snapshot (``checkpoints_kv.PartitionCheckpoints.save``)."""
-        with self.lock:
-            return {p: h.engine.snapshot() for p, h in self._handlers.items()}
+    def take_dirty(self) -> list[str]:
+        """The streams of the owned partitions changed since the last call."""
+        return [key for handler in self._handlers.values() for key in handler.take_dirty()]
+
+    def stream_keys(self) -> list[str]:
+        return [key for handler in self._handlers.values() for key in handler.stream_keys()]
+
+    def stream_state_bytes(self, key: str) -> bytes | None:
+        """A stream's ``snapshot.plain_bytes`` (None: not held, e.g. its partition went)."""
+        handler = self._handlers.get(self.partition_of_key(key))
+        return None if handler is None else handler.stream_state_bytes(key)
+
+    def partition_of_key(self, key: str) -> int:
+        """The partition of a stream key ``site/device/metric``."""
+        site, device, _metric = key.split("/", 2)
+        return partition_of(site, device, self.partitions)
+
+    def checkpointed(self, keys: set[str] | None = None) -> None:
+        """The worker's hook after a checkpoint round: nothing to do in this mode, where
+        no stream is evicted."""
 
     def summaries(self) -> dict[str, dict[str, Any]]:
         with self.lock:
