@@ -89,7 +89,8 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
                                measurement=influx.measurement,
                                alert_measurement=influx.alert_measurement,
                                device_points=section.output.device_points,
-                               precision=influx.precision, sequences=sequences)
+                               precision=influx.precision, sequences=sequences,
+                               limits=section.limits.stream_limits(), metrics=metrics)
 
     # NATS: the stream, the leases, the checkpoints, the per-partition consumers.
     loop = LoopThread()
@@ -165,7 +166,9 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
         spooled = delivery.spool_state
         return not (problems or degraded), {
             "status": "unavailable" if problems else "degraded",
-            "problems": problems + degraded, "instance": instance,
+            "problems": problems + degraded,
+            "warnings": [w for w in (state.gate.warning(time.time()),) if w is not None],
+            "instance": instance,
             "members": coordinator.members, "partitions": sorted(coordinator.owned),
             "lag": {str(p): {"pending": lag[0], "ack_pending": lag[1]}
                     for p, lag in sorted(coordinator.lag.items())},

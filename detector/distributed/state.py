@@ -32,9 +32,12 @@ from typing import Any
 
 from detector.distributed.partitioncheck import wrong_partition_detail
 from detector.distributed.partitions import partition_of
+from detector.distributed.streamlimits import InstanceGate, OwnedStreams
 from detector.engine import Engine, snapshot
 from detector.handler import Handled, MessageHandler
+from detector.metrics import Metrics
 from detector.sequence import SequenceTracker
+from detector.streamlimit import StreamLimits
 from iotwatch.contracts import Reading, Reason, Rejected
 from iotwatch.parse import ReadingParser
 
@@ -62,7 +65,8 @@ class PartitionedHandler:
     def __init__(self, parser: ReadingParser, partitions: int,
                  make_engine: Callable[[], Engine], *, measurement: str = "readings",
                  alert_measurement: str = "alerts", device_points: bool = True,
-                 precision: str = "us", sequences: SequenceTracker | None = None) -> None:
+                 precision: str = "us", sequences: SequenceTracker | None = None,
+                 limits: StreamLimits | None = None, metrics: Metrics | None = None) -> None:
         self.parser = parser
         self.partitions = partitions
         self.precision = precision
@@ -74,6 +78,11 @@ class PartitionedHandler:
                          "sequences": sequences}
         self._handlers: dict[int, MessageHandler] = {}
         self._topics: dict[str, int] = {}
+        settings = make_engine().settings
+        # limits.max_streams etc. over every owned partition (not evicting: streamlimits).
+        self.gate = None if limits is None else InstanceGate(
+            limits, OwnedStreams(lambda: [h.engine for h in self._handlers.values()],
+                                 self._engine_of, settings), metrics)
         # Messages whose topic has no device: the parser rejects them; any handler will do.
         self._rejecter = self._handler(make_engine())
         # Readings of a partition given up or lost while they waited in the queue: stored
@@ -85,8 +94,8 @@ class PartitionedHandler:
         self.misrouted: dict[str, int] = {}
         self.misrouted_messages = 0
 
-    def _handler(self, engine: Engine) -> MessageHandler:
-        handler = MessageHandler(engine, self.parser, **self._options)
+    def _handler(self, engine: Engine, gate: InstanceGate | None = None) -> MessageHandler:
+        handler = MessageHandler(engine, self.parser, gate=gate, **self._options)
         # One lock for every partition: the sequence tracker is shared, and /streams
         # reads all partitions at once.
         handler.lock = self.lock
@@ -96,7 +105,7 @@ class PartitionedHandler:
 
     def add(self, partition: int, engine: Engine) -> None:
         with self.lock:
-            self._handlers[partition] = self._handler(engine)
+            self._handlers[partition] = self._handler(engine, self.gate)
 
     def remove(self, partition: int) -> None:
         """Forget a partition given up or lost (its final snapshot was taken before)."""
@@ -192,6 +201,10 @@ class PartitionedHandler:
         """A stream's ``snapshot.plain_bytes`` (None: not held, e.g. its partition went)."""
         handler = self._handlers.get(self.partition_of_key(key))
         return None if handler is None else handler.stream_state_bytes(key)
+
+    def _engine_of(self, key: str) -> Engine | None:
+        handler = self._handlers.get(self.partition_of_key(key))
+        return None if handler is None else handler.engine
 
     def partition_of_key(self, key: str) -> int:
         """The partition of a stream key ``site/device/metric``."""
