@@ -82,7 +82,7 @@ class PartitionedHandler:
         # limits.max_streams etc. over every owned partition (not evicting: streamlimits).
         self.gate = None if limits is None else InstanceGate(
             limits, OwnedStreams(lambda: [h.engine for h in self._handlers.values()],
-                                 self._engine_of, settings), metrics)
+                                 settings), metrics)
         # Messages whose topic has no device: the parser rejects them; any handler will do.
         self._rejecter = self._handler(make_engine())
         # Readings of a partition given up or lost while they waited in the queue: stored
@@ -201,10 +201,6 @@ class PartitionedHandler:
         """A stream's ``snapshot.plain_bytes`` (None: not held, e.g. its partition went)."""
         handler = self._handlers.get(self.partition_of_key(key))
         return None if handler is None else handler.stream_state_bytes(key)
-
-    def _engine_of(self, key: str) -> Engine | None:
-        handler = self._handlers.get(self.partition_of_key(key))
-        return None if handler is None else handler.engine
 
     def partition_of_key(self, key: str) -> int:
         """The partition of a stream key ``site/device/metric``."""

@@ -27,20 +27,20 @@ from iotwatch.contracts import Reading, Rejected
 
 
 class OwnedStreams:
-    """The engines of the owned partitions, seen by the gate as one engine."""
+    """The engines of the owned partitions, seen by the gate as one engine: its length is
+    every owned stream; a key is looked up in the engine of the message being admitted
+    (all streams of one message are one device's, so in that partition)."""
 
-    def __init__(self, engines: Callable[[], Iterable[Engine]],
-                 engine_of: Callable[[str], Engine | None], settings: EngineSettings) -> None:
+    def __init__(self, engines: Callable[[], Iterable[Engine]], settings: EngineSettings) -> None:
         self._engines = engines
-        self._engine_of = engine_of
         self.settings = settings
+        self.current: Engine | None = None  # the partition engine of the message admitted
 
     def __len__(self) -> int:
         return sum(len(engine) for engine in self._engines())
 
     def __contains__(self, key: object) -> bool:
-        engine = self._engine_of(key) if isinstance(key, str) else None
-        return engine is not None and key in engine
+        return self.current is not None and key in self.current
 
 
 class InstanceGate:
@@ -55,7 +55,9 @@ class InstanceGate:
             StreamLimits(limits.max_streams, limits.max_new_per_minute, math.inf),
             StreamStore(Path("/nonexistent/iotwatch-evicts-nothing")), metrics)
 
-    def admit(self, _engine: Engine, readings: list[Reading], now: float) -> Rejected | None:
+    def admit(self, engine: Engine, readings: list[Reading], now: float) -> Rejected | None:
+        """Under the engine lock, as every gate call (one lock for all partitions)."""
+        self.streams.current = engine
         return self.gate.admit(self.streams, readings, now)  # type: ignore[arg-type]
 
     def checkpointed(self, _engine: Engine, _keys: set[str] | None = None) -> None:
