@@ -60,7 +60,16 @@ async def probe(nc: Client, subject_prefix: str, stream: str, partitions: int,
         except nats.errors.NoRespondersError:
             observed[device] = None
             continue
-        captured = str(json.loads(reply.data).get("stream", ""))
+        except (TimeoutError, nats.errors.TimeoutError):
+            log.warning("partition mapping not checked: no answer to a probe within %g s",
+                        timeout_s)
+            return
+        answer = json.loads(reply.data)
+        if "stream" not in answer:  # a server that does not name the stream: cannot tell
+            log.warning("partition mapping not checked: the server's answer to a probe "
+                        "names no stream: %s", reply.data[:200])
+            return
+        captured = str(answer["stream"])
         if not captured.startswith(f"{stream}_") or not captured[len(stream) + 1:].isdigit():
             raise PartitionMismatch(
                 f"reading subject {subject_prefix}.readings.{PROBE_SITE}.{device} is stored "

@@ -154,7 +154,8 @@ class PartitionedHandler:
         if topic not in self.misrouted:
             log.warning("%s", wrong_partition_detail(topic, subject_partition, expected,
                                                      self.partitions))
-        self.misrouted[topic] = subject_partition
+        if len(self.misrouted) < _TOPIC_CACHE:
+            self.misrouted[topic] = subject_partition
         return MisroutedTopic(topic, subject_partition)
 
     def handle(self, topic: str, payload: bytes, received_at: float) -> Handled:
