@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 SERVICE_MEASUREMENT = "iotwatch_service"
 WAITING_POLL_S = 0.005  # how often a due batch looks for room in the write stage
 CHECKPOINT_SLICE_S = 0.01  # checkpoint work between two batches (a stream takes ~0.15-0.5 ms)
-MAX_CHECKPOINT_BACKLOG = 64 << 20  # encoded state waiting for the disk
+MAX_CHECKPOINT_BACKLOG = 4 << 20  # encoded state waiting for the disk (a few slices: a
+# larger backlog is memory the process keeps once it peaked, ~5 KB per stream of a round)
 STOP_CHECKPOINT_TIMEOUT_S = 60.0
 
 
