@@ -102,7 +102,7 @@ class _Stream:
 
     __slots__ = ("site", "device", "metric", "names", "detectors", "calibrator", "machine",
                  "config_id", "metrics", "count", "last_ts", "last_value", "last_score",
-                 "last_anomaly", "last_scores")
+                 "last_anomaly", "last_scores", "can_freeze")
 
     def __init__(self, site: str, device: str, metric: str, names: tuple[str, ...],
                  detectors: list[Any], calibrator: Calibrator, machine: AlertMachine,
@@ -120,6 +120,10 @@ class _Stream:
         self.last_score = 0.0
         self.last_anomaly = False
         self.last_scores: dict[str, float] = {}
+        # Whether some detector can keep a fitted model (``fitted``): otherwise none is
+        # ever frozen, and the per-reading list of False is not built.
+        self.can_freeze = any(hasattr(type(d), "fitted") or hasattr(d, "fitted")
+                              for d in detectors)
 
 
 def _warmup_of(detector: Any) -> int:
@@ -208,7 +212,8 @@ class Engine:
         if learn:
             score = stream.calibrator.update(
                 raws, [detector.ready for detector in detectors],
-                [getattr(detector, "fitted", False) for detector in detectors])
+                [getattr(detector, "fitted", False) for detector in detectors]
+                if stream.can_freeze else None)
             for detector in detectors:
                 detector.learn_one(x)
         else:
