@@ -35,7 +35,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from detector.engine import snapshot
 
@@ -46,6 +46,71 @@ _HEADER = struct.Struct("<4sIIH")  # magic, length of key + body, crc32 of key +
 COMPACT_MIN_BYTES = 1 << 20
 
 Record = tuple[str, bytes | None]  # stream key, sealed state (None: the stream is gone)
+
+
+@runtime_checkable
+class RecordStore(Protocol):
+    """Where ``CheckpointWriter`` appends records: ``CheckpointFile``, or the distributed
+    mode's object store of partition checkpoints (``detector.distributed.checkpoints_kv``)."""
+
+    path: Any  # named in error messages
+
+    def append(self, records: Iterable[Record]) -> None: ...
+
+    def keys(self) -> set[str]: ...
+
+
+def pack_record(key: str, body: bytes | None) -> bytes:
+    """One record: a stream's sealed state (None or empty: the stream is gone)."""
+    raw_key, body = key.encode(), body or b""
+    return record_header(raw_key, body) + raw_key + body
+
+
+def record_header(raw_key: bytes, body: bytes) -> bytes:
+    """The header that goes before ``raw_key`` and ``body`` in a record (written apart,
+    they need not be joined first)."""
+    return _HEADER.pack(RECORD_MAGIC, len(raw_key) + len(body),
+                        zlib.crc32(body, zlib.crc32(raw_key)), len(raw_key))
+
+
+def scan_records(data: bytes) -> tuple[dict[str, tuple[int, int]], int]:
+    """The latest record of each key as (offset, length), and where the valid records end
+    (a torn record after them is not read)."""
+    latest: dict[str, tuple[int, int]] = {}
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        magic, length, crc, key_length = _HEADER.unpack_from(data, offset)
+        end = offset + _HEADER.size + length
+        payload = data[offset + _HEADER.size:end]
+        if magic != RECORD_MAGIC or end > len(data) or zlib.crc32(payload) != crc:
+            break
+        key = payload[:key_length].decode()
+        latest.pop(key, None)
+        latest[key] = (offset, end - offset)
+        offset = end
+    if offset == 0 and data and not data.startswith(RECORD_MAGIC):
+        raise snapshot.SnapshotError("not a checkpoint (bad magic)")
+    return latest, offset
+
+
+def sealed_records(data: bytes) -> dict[str, bytes]:
+    """key -> sealed state of every live stream in records ``data`` (the latest of each)."""
+    latest, _end = scan_records(data)
+    found = {}
+    for key, (offset, length) in latest.items():
+        start = offset + _HEADER.size + len(key.encode())
+        if offset + length > start:
+            found[key] = data[start:offset + length]
+    return found
+
+
+def decode_streams(data: bytes) -> list[Any]:
+    """Every stream's latest state in checkpoint bytes: records, or one whole snapshot as
+    older versions wrote. Raises ``snapshot.SnapshotError`` (or ValueError) when unreadable.
+    """
+    if data.startswith(snapshot.MAGIC):
+        return snapshot.decode(data)["streams"]
+    return [snapshot.decode(body) for body in sealed_records(data).values()]
 
 
 class CheckpointFile:
@@ -74,31 +139,11 @@ class CheckpointFile:
         Raises ``snapshot.SnapshotError`` (or ValueError) when the file cannot be read.
         """
         data = self.load()
-        if data is None:
-            return None
-        if data.startswith(snapshot.MAGIC):  # a whole snapshot, as older versions wrote
-            return snapshot.decode(data)["streams"]
-        latest = self._scan(data)
-        return [snapshot.decode(data[offset + _HEADER.size + len(key.encode()):offset + length])
-                for key, (offset, length) in latest.items()
-                if length > _HEADER.size + len(key.encode())]
+        return None if data is None else decode_streams(data)
 
     def _scan(self, data: bytes) -> dict[str, tuple[int, int]]:
         """Latest (offset, length) per key; remembers where the valid records end."""
-        latest: dict[str, tuple[int, int]] = {}
-        offset = 0
-        while offset + _HEADER.size <= len(data):
-            magic, length, crc, key_length = _HEADER.unpack_from(data, offset)
-            end = offset + _HEADER.size + length
-            payload = data[offset + _HEADER.size:end]
-            if magic != RECORD_MAGIC or end > len(data) or zlib.crc32(payload) != crc:
-                break
-            key = payload[:key_length].decode()
-            latest.pop(key, None)
-            latest[key] = (offset, end - offset)
-            offset = end
-        if offset == 0 and data and not data.startswith(RECORD_MAGIC):
-            raise snapshot.SnapshotError("not a checkpoint (bad magic)")
+        latest, offset = scan_records(data)
         self._index = {k: v for k, v in latest.items() if v[1] > _HEADER.size + len(k.encode())}
         self._live_bytes = sum(length for _offset, length in self._index.values())
         self._size = offset
@@ -128,9 +173,7 @@ class CheckpointFile:
                     raw_key = key.encode()
                     body = body or b""
                     length = _HEADER.size + len(raw_key) + len(body)
-                    handle.write(_HEADER.pack(RECORD_MAGIC, len(raw_key) + len(body),
-                                              zlib.crc32(body, zlib.crc32(raw_key)),
-                                              len(raw_key)))
+                    handle.write(record_header(raw_key, body))
                     handle.write(raw_key)
                     handle.write(body)
                     previous = self._index.pop(key, None)
@@ -249,7 +292,7 @@ class CheckpointWriter:
     fsync happen here. ``backlog_bytes`` lets the producer hold back while the disk is slow.
     """
 
-    def __init__(self, store: CheckpointFile) -> None:
+    def __init__(self, store: RecordStore) -> None:
         self.store = store
         self._pending: list[Any] = []  # groups of records, or actions to run after them
         self._cond = threading.Condition()

@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
 
             return distributed.run(config)
         return app.run(config)
+    except ConfigError as exc:  # e.g. the NATS server's partitions differ from nats.partitions
+        fatal("iotwatch detect", str(exc))
+        return EXIT_CONFIG
     except (MqttError, SpoolError, SinkConfigError) as exc:
         fatal("iotwatch detect", str(exc))
         return EXIT_UNAVAILABLE

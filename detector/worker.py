@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import paho.mqtt.client as paho
 
 from detector.acks import Batch
-from detector.checkpoint import CheckpointFile, CheckpointWriter
+from detector.checkpoint import CheckpointFile, CheckpointWriter, RecordStore
 from detector.consumer import Intake, Received
 from detector.delivery import Delivery
 from detector.emit import Emitter
@@ -108,9 +108,8 @@ class Worker:
         # Forecast and summary states (detector.sidestate) are saved after each round.
         self._sides = checkpoints if isinstance(checkpoints, WithSideStates) else None
         store = self._sides.engine if self._sides is not None else checkpoints
-        # Another kind of store (detector.distributed: a snapshot per partition) takes
-        # whole snapshots, as before.
-        self._whole = not isinstance(store, CheckpointFile)
+        # A store that takes no records (only whole snapshots) gets those.
+        self._whole = not isinstance(store, RecordStore)
         self.checkpoint_writer = CheckpointWriter(store) if not self._whole else None
         self._round: deque[str] = deque()
         self._round_keys: set[str] = set()

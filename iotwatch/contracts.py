@@ -42,6 +42,9 @@ class Reason(StrEnum):
     WRITE_REJECTED = "write_rejected"
     STREAM_LIMIT = "stream_limit"  # a new stream beyond the service's stream limits
     INTERNAL_ERROR = "internal_error"  # handling it raised: a bug, dead-lettered not fatal
+    # Distributed mode: in a partition other than the one its device hashes to (the
+    # server's mapping and nats.partitions disagree).
+    WRONG_PARTITION = "wrong_partition"
 
 
 class Rejected(IotwatchError):

@@ -32,6 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from detector.acks import Acker
 from detector.api import routes
+from detector.checkpoint import decode_streams
 from detector.config import DetectorFile
 from detector.consumer import QueueIntake
 from detector.delivery import Delivery
@@ -40,6 +41,7 @@ from detector.distributed.coordinator import Coordinator
 from detector.distributed.intake_nats import GENERATION, NatsIntake
 from detector.distributed.leases import Leases
 from detector.distributed.loop import LoopThread
+from detector.distributed.partitioncheck import PartitionMismatch, probe
 from detector.distributed.partitions import partition_of, subject_prefix
 from detector.distributed.state import PartitionedHandler
 from detector.emit import Emitter
@@ -87,7 +89,8 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
                                measurement=influx.measurement,
                                alert_measurement=influx.alert_measurement,
                                device_points=section.output.device_points,
-                               precision=influx.precision, sequences=sequences)
+                               precision=influx.precision, sequences=sequences,
+                               limits=section.limits.stream_limits(), metrics=metrics)
 
     # NATS: the stream, the leases, the checkpoints, the per-partition consumers.
     loop = LoopThread()
@@ -102,11 +105,20 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
     intake = NatsIntake(js, settings.stream, subject_prefix(mqtt.topic_prefix),
                         mqtt.topic_prefix, section.input.queue_size,
                         fetch_batch=settings.fetch_batch, ack_wait_s=settings.ack_wait_s,
-                        max_ack_pending=settings.max_ack_pending)
+                        max_ack_pending=settings.max_ack_pending,
+                        note_subject=state.note_subject)
     loop.call(intake.ensure_streams(settings.partitions, settings.stream_max_age_s))
+    try:  # the server's mapping must use nats.partitions partitions (partitioncheck)
+        loop.call(probe(nc, subject_prefix(mqtt.topic_prefix), settings.stream,
+                        settings.partitions))
+    except PartitionMismatch:
+        loop.call(nc.close())
+        loop.close()
+        raise
     leases = loop.call(Leases.open(js, settings.lease_bucket, settings.lease_ttl_s, instance))
     checkpoints = loop.call(PartitionCheckpoints.open(js, settings.checkpoint_bucket, loop,
-                                                      lambda p: p in leases.held))
+                                                      lambda p: p in leases.held,
+                                                      state.partition_of_key))
     # MQTT out: alerts and dead letters (to NATS's MQTT listener, or any broker).
     mqtt = mqtt.model_copy(update={"client_id": f"iotwatch-detector-{instance}"})
     client = make_client(mqtt, SERVICE, persistent=False)
@@ -146,9 +158,17 @@ def run(config: DetectorFile, stop: threading.Event | None = None) -> int:
         if delivery.writable is not True:
             problems.append(delivery.last_error or f"nothing written to "
                             f"{delivery.writer.description} yet")
+        # Running, but some readings are in a partition their device does not hash to.
+        degraded = [f"{state.misrouted_messages} message(s) of {len(state.misrouted)} "
+                    f"topic(s) came through the wrong partition and were dead-lettered as "
+                    f"wrong_partition: the server's subject mapping and nats.partitions "
+                    f"({settings.partitions}) disagree"] if state.misrouted else []
         spooled = delivery.spool_state
-        return not problems, {
-            "status": "unavailable", "problems": problems, "instance": instance,
+        return not (problems or degraded), {
+            "status": "unavailable" if problems else "degraded",
+            "problems": problems + degraded,
+            "warnings": [w for w in (state.gate.warning(time.time()),) if w is not None],
+            "instance": instance,
             "members": coordinator.members, "partitions": sorted(coordinator.owned),
             "lag": {str(p): {"pending": lag[0], "ack_pending": lag[1]}
                     for p, lag in sorted(coordinator.lag.items())},
@@ -222,8 +242,8 @@ def _restore(settings: EngineSettings, partition: int, data: bytes | None) -> En
     if data is None:
         log.info("partition %d: no checkpoint, its streams start learning", partition)
         return Engine(settings)
-    try:
-        engine = Engine.restore(settings, data)
+    try:  # records per stream (or one whole snapshot, as an older version wrote)
+        engine = Engine.from_streams(settings, decode_streams(data))
     except Exception as exc:  # e.g. SnapshotError: the partition starts afresh, and says so
         log.error("partition %d: checkpoint unreadable (%s); its streams start learning",
                   partition, exc)

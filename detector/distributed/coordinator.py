@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from detector.distributed.checkpoints_kv import PartitionCheckpoints
+from detector.distributed.checkpoints_kv import PartitionCheckpoints, records_of
 from detector.distributed.intake_nats import NatsIntake
 from detector.distributed.leases import Leases
 from detector.distributed.partitions import assignment
@@ -139,6 +139,9 @@ class Coordinator:
             data = await self.checkpoints.load(partition)
             engine = await asyncio.get_running_loop().run_in_executor(
                 None, self.restore, partition, data)
+            records = await asyncio.get_running_loop().run_in_executor(
+                None, records_of, data, engine)
+            self.checkpoints.adopt(partition, records)  # before the worker can add to it
             self.state.add(partition, engine)
             self.owned.add(partition)
             first = await self.intake.start(partition)
@@ -157,24 +160,26 @@ class Coordinator:
                 log.warning("partition %d: %d messages not acknowledged within %g s; the next "
                             "owner gets them again", partition,
                             self.intake.pending.get(partition, 0), self.release_timeout_s)
-            data = await asyncio.get_running_loop().run_in_executor(
-                None, self.state.snapshot_partition, partition)
-            if data is not None:
-                await self.checkpoints.put(partition, data)
+            # Every stream encoded afresh, off the worker (which goes on with the others).
+            records = await asyncio.get_running_loop().run_in_executor(
+                None, self.state.partition_records, partition)
+            size = await self.checkpoints.replace(partition, records)
             self.state.remove(partition)
+            self.checkpoints.forget(partition)
             self.intake.forget(partition)
             self.owned.discard(partition)
             self.lag.pop(partition, None)
             await self.leases.release(partition)
             self.released += 1
-            log.info("partition %d given up after its final checkpoint (%d bytes)", partition,
-                     len(data or b""))
+            log.info("partition %d given up after its final checkpoint (%d streams, %d bytes)",
+                     partition, len(records), size)
         finally:
             self._busy.discard(partition)
 
     async def _drop(self, partition: int) -> None:
         await self.intake.stop_fetching(partition)
         self.state.remove(partition)
+        self.checkpoints.forget(partition)
         self.intake.forget(partition)
         self.owned.discard(partition)
         self.lag.pop(partition, None)

@@ -70,7 +70,8 @@ class NatsIntake:
     def __init__(self, js: JetStreamContext, stream: str, subject_prefix: str,
                  topic_prefix: str, queue_size: int, *, fetch_batch: int = 500,
                  ack_wait_s: float = 60.0, max_ack_pending: int = 20_000,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 note_subject: Callable[[str, int], str] | None = None) -> None:
         self.js = js
         self.stream = stream
         self.subject_prefix = subject_prefix
@@ -80,6 +81,9 @@ class NatsIntake:
         self.ack_wait_s = ack_wait_s
         self.max_ack_pending = max_ack_pending
         self._clock = clock
+        # Each message's topic and subject partition -> the topic to queue (marked when
+        # they disagree: the run-time partition check, ``state.PartitionedHandler``).
+        self._note_subject = note_subject
         self._ids = itertools.count(1)
         self._inflight: dict[int, Msg] = {}  # mid -> message, until acked
         self.pending: dict[int, int] = {}  # partition -> messages fetched, not acked
@@ -237,11 +241,14 @@ class NatsIntake:
             pause = 0.1
             items = []
             now = self._clock()
+            note = self._note_subject
             for msg in messages:
                 mid = next(self._ids)
                 msg._iotwatch_partition = partition  # type: ignore[attr-defined]
                 self._inflight[mid] = msg
-                _, topic = reading_topic(msg.subject, self.topic_prefix)
+                subject_partition, topic = reading_topic(msg.subject, self.topic_prefix)
+                if note is not None:
+                    topic = note(topic, subject_partition)
                 items.append((GENERATION, NatsMessage(topic, msg.data, mid, partition), now))
             self.pending[partition] = self.pending.get(partition, 0) + len(items)
             # The feeder thread blocks on the full queue (back-pressure: this partition

@@ -102,7 +102,7 @@ class _Stream:
 
     __slots__ = ("site", "device", "metric", "names", "detectors", "calibrator", "machine",
                  "config_id", "metrics", "count", "last_ts", "last_value", "last_score",
-                 "last_anomaly", "last_scores", "can_freeze")
+                 "last_anomaly", "last_scores", "timed", "can_freeze")
 
     def __init__(self, site: str, device: str, metric: str, names: tuple[str, ...],
                  detectors: list[Any], calibrator: Calibrator, machine: AlertMachine,
@@ -120,6 +120,9 @@ class _Stream:
         self.last_score = 0.0
         self.last_anomaly = False
         self.last_scores: dict[str, float] = {}
+        # Per detector: takes (ts, value) instead of the value; None when none does.
+        timed = tuple(bool(getattr(d, "timed", False)) for d in detectors)
+        self.timed = timed if any(timed) else None
         # Whether some detector can keep a fitted model (``fitted``): otherwise none is
         # ever frozen, and the per-reading list of False is not built.
         self.can_freeze = any(hasattr(type(d), "fitted") or hasattr(d, "fitted")
@@ -206,7 +209,12 @@ class Engine:
             # value is as anomalous as any larger one. The outcome keeps the real value.
             x = VALUE_LIMIT if x > 0 else -VALUE_LIMIT
         detectors = stream.detectors
-        raws = [detector.score_one(x) for detector in detectors]
+        timed = stream.timed
+        if timed:  # detectors that follow the clock (seasonal) take (ts, value)
+            inputs = [(ts, x) if t else x for t in timed]
+            raws = [detector.score_one(i) for detector, i in zip(detectors, inputs, strict=True)]
+        else:
+            raws = [detector.score_one(x) for detector in detectors]
         scores = dict(zip(stream.names, raws, strict=True))
         machine = stream.machine
         if learn:
@@ -214,8 +222,12 @@ class Engine:
                 raws, [detector.ready for detector in detectors],
                 [getattr(detector, "fitted", False) for detector in detectors]
                 if stream.can_freeze else None)
-            for detector in detectors:
-                detector.learn_one(x)
+            if timed:
+                for detector, i in zip(detectors, inputs, strict=True):
+                    detector.learn_one(i)
+            else:
+                for detector in detectors:
+                    detector.learn_one(x)
         else:
             score = stream.calibrator.score(raws)
             machine = machine.copy()

@@ -147,6 +147,20 @@ def _range(settings: EngineSettings, context: StreamContext) -> Detector[Any]:
     return RangeCheck(**settings.detectors.range.model_dump())
 
 
+@register("context", "stream", "a sequence of value levels this stream never went through")
+def _context(settings: EngineSettings, context: StreamContext) -> Detector[Any]:
+    from detector.engine.context import ContextNovelty
+
+    return ContextNovelty(**settings.detectors.context.model_dump())
+
+
+@register("seasonal", "stream", "distance from this time of day's usual value (Holt-Winters)")
+def _seasonal(settings: EngineSettings, context: StreamContext) -> Detector[Any]:
+    from detector.engine.seasonal import SeasonalResidual
+
+    return SeasonalResidual(**settings.detectors.seasonal.model_dump())
+
+
 @register("random", "stream", "seeded random scores: the baseline to beat")
 def _random(settings: EngineSettings, context: StreamContext) -> Detector[Any]:
     from detector.engine.baseline import RandomScores

@@ -84,6 +84,25 @@ class RangeSettings(StrictModel):
     max_skips: int = Field(default=MAX_SKIPS, ge=0)
 
 
+class ContextSettings(StrictModel):
+    """Novel sequences of value levels (bands of the range seen so far)."""
+
+    # 16 bands, contexts of up to 3 bands: chosen on NAB realKnownCause (docs/detection.md);
+    # the table is (levels + 2) ** order bytes and more (6.2 KB at the defaults).
+    levels: int = Field(default=16, ge=1, le=30)
+    order: int = Field(default=3, ge=1, le=3)
+    warmup: int = Field(default=1440, ge=1)
+
+
+class SeasonalSettings(StrictModel):
+    """Distance from the expected value at this point of the season (Holt-Winters)."""
+
+    season_s: float = Field(default=86_400.0, gt=0)
+    max_season: int = Field(default=96, ge=2, le=2016)
+    warmup: int = Field(default=50, ge=1)
+    min_strength: float = Field(default=0.64, ge=0, le=1)
+
+
 class FeatureWindowSettings(StrictModel):
     """The short window of recent values a tree detector sees, every feature in [0, 1]."""
 
@@ -148,6 +167,8 @@ class DetectorsSettings(StrictModel):
     diff_zscore: DiffZScoreSettings = DiffZScoreSettings()
     flatline: FlatLineSettings = FlatLineSettings()
     range: RangeSettings = RangeSettings()
+    context: ContextSettings = ContextSettings()
+    seasonal: SeasonalSettings = SeasonalSettings()
     hst: HstSettings = HstSettings()
     river_hst: RiverHstSettings = RiverHstSettings()
     multivariate: MultivariateSettings = MultivariateSettings()
@@ -265,7 +286,8 @@ class EngineSettings(StrictModel):
 
     detectors: DetectorsSettings = DetectorsSettings()
     enabled: list[str] = Field(
-        default_factory=lambda: ["zscore", "ewm_zscore", "diff_zscore", "range", "flatline"])
+        default_factory=lambda: ["zscore", "ewm_zscore", "diff_zscore", "range", "flatline",
+                                       "seasonal"])
     calibration: CalibrationSettings = CalibrationSettings()
     decision: DecisionSettings = DecisionSettings()
     streams: list[StreamRule] = []

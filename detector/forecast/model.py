@@ -204,6 +204,10 @@ class Forecaster:
 
     # -- forecasting --------------------------------------------------------------------------
 
+    def expected(self, h: int) -> float:
+        """The value expected ``h`` steps after the last closed one (once initialized)."""
+        return self._expected(h)
+
     def _expected(self, h: int) -> float:
         phi = self.phi
         damped = phi * (1 - phi ** h) / (1 - phi) if phi < 1 else float(h)

@@ -147,6 +147,26 @@ def wait_for_ownership(instances: list[Instance], timeout: float = 60) -> dict[s
     return dict(owned)
 
 
+def wait_for_checkpoints(instances: list[Instance], timeout: float = 60) -> None:
+    """Until every instance finished two checkpoint rounds from now and stored every
+    partition object they queued (objects are written only for partitions that changed,
+    so the count of objects stored stops moving once everything is in)."""
+    rounds = {i.name: i.metric("iotwatch_detector_checkpoints_total") for i in instances}
+    last: dict[str, float] = {}
+
+    def done() -> bool:
+        stored = {i.name: i.metric("iotwatch_detector_partition_checkpoints_stored_total")
+                  for i in instances}
+        settled = stored == last and all(
+            i.metric("iotwatch_detector_checkpoints_total") >= rounds[i.name] + 2
+            for i in instances)
+        last.clear()
+        last.update(stored)
+        return settled
+
+    wait_until(done, timeout, interval=1.5, what="checkpoints stored")
+
+
 class Publisher:
     """Plain MQTT QoS 1 to NATS's MQTT listener, as a sensor gateway would."""
 

@@ -82,6 +82,39 @@ def test_a_lease_has_one_holder_and_passes_on_when_it_expires(nats_server):
     asyncio.run(main())
 
 
+def test_members_are_listed_while_their_keys_and_the_leases_are_rewritten(nats_server):
+    """The membership an instance reads must not lose a live member because its key (or
+    any lease) was written again meanwhile; that made partitions flap during a join."""
+    async def main() -> None:
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        a = await Leases.open(js, "members_test", 60.0, "a")
+        b = await Leases.open(js, "members_test", 60.0, "b")
+        gone = await Leases.open(js, "members_test", 60.0, "gone")
+        for leases in (a, b, gone):
+            await leases.heartbeat()
+        await gone.leave()
+        for partition in range(PARTITIONS):
+            assert await a.acquire(partition)
+        running = True
+
+        async def heartbeats() -> None:  # what both instances do all the time
+            while running:
+                await asyncio.gather(a.heartbeat(), b.heartbeat(),
+                                     *(a.renew(p) for p in range(PARTITIONS)))
+
+        churn = asyncio.get_running_loop().create_task(heartbeats())
+        seen = [await a.members() for _ in range(200)]
+        owners = await a.owners()
+        running = False
+        await churn
+        assert [m for m in seen if m != ["a", "b"]] == []
+        assert owners == {p: "a" for p in range(PARTITIONS)}
+        await nc.close()
+
+    asyncio.run(main())
+
+
 def test_rendezvous_moves_only_the_partitions_of_who_joins_or_leaves():
     two = assignment(["a", "b"], 64)
     three = assignment(["a", "b", "c"], 64)

@@ -16,6 +16,8 @@ SETTINGS = EngineSettings.model_validate({
         "ewm_zscore": {"warmup": 5, "halflife": 20},
         "diff_zscore": {"warmup": 5, "halflife": 20},
         "range": {"warmup": 5},
+        "context": {"warmup": 20},
+        "seasonal": {"season_s": 600.0, "warmup": 5, "min_strength": 0.0},
         "hst": {"n_trees": 4, "height": 5, "window_size": 20},
         "river_hst": {"n_trees": 4, "height": 5, "window_size": 20},
         "multivariate": {"n_trees": 4, "height": 5, "window_size": 20, "warmup": 5},
@@ -33,6 +35,14 @@ def _inputs(kind: str, n: int = 120, seed: int = 0) -> list:
     return [{"a": v, "b": 2 * v + rng.gauss(0, 0.1), "c": rng.random()} for v in values]
 
 
+def _inputs_for(name: str, n: int = 120) -> list:
+    """The inputs ``name`` takes: (ts, value) pairs a minute apart for a clock-following one."""
+    inputs = _inputs(registry.REGISTRY[name].kind, n)
+    if getattr(_fresh(name), "timed", False):
+        return [(60.0 * i, v) for i, v in enumerate(inputs)]
+    return inputs
+
+
 def _fresh(name: str):
     return registry.create(name, SETTINGS, StreamContext())
 
@@ -47,7 +57,7 @@ ALL = sorted(registry.REGISTRY)
 @pytest.mark.parametrize("name", ALL)
 def test_scores_are_floats_and_learning_returns_none(name):
     detector = _fresh(name)
-    for x in _inputs(registry.REGISTRY[name].kind):
+    for x in _inputs_for(name):
         score = detector.score_one(x)
         assert isinstance(score, float) and math.isfinite(score)
         assert detector.learn_one(x) is None
@@ -57,7 +67,7 @@ def test_scores_are_floats_and_learning_returns_none(name):
 @pytest.mark.parametrize("name", ALL)
 def test_scoring_does_not_change_state(name):
     detector = _fresh(name)
-    inputs = _inputs(registry.REGISTRY[name].kind)
+    inputs = _inputs_for(name)
     for x in inputs[:90]:
         detector.learn_one(x)
     before = _state_bytes(detector)
@@ -69,7 +79,7 @@ def test_scoring_does_not_change_state(name):
 @pytest.mark.parametrize("name", ALL)
 def test_clones_start_fresh_with_the_same_parameters(name):
     trained = _fresh(name)
-    inputs = _inputs(registry.REGISTRY[name].kind)
+    inputs = _inputs_for(name)
     for x in inputs:
         trained.learn_one(x)
     clone = trained.clone()
@@ -81,7 +91,7 @@ def test_clones_start_fresh_with_the_same_parameters(name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_seeded_runs_repeat(name):
-    inputs = _inputs(registry.REGISTRY[name].kind)
+    inputs = _inputs_for(name)
 
     def run():
         detector = _fresh(name)
@@ -96,7 +106,7 @@ def test_seeded_runs_repeat(name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_restored_state_scores_exactly_as_the_original(name):
-    inputs = _inputs(registry.REGISTRY[name].kind, n=150)
+    inputs = _inputs_for(name, n=150)
     original = _fresh(name)
     for x in inputs[:70]:  # mid-window: reference masses and a half-filled current window
         original.learn_one(x)
@@ -110,7 +120,8 @@ def test_restored_state_scores_exactly_as_the_original(name):
 
 def test_registry_knows_its_kinds():
     assert set(registry.univariate_names()) == {"zscore", "ewm_zscore", "hst", "river_hst",
-                                               "flatline", "random", "diff_zscore", "range"}
+                                               "flatline", "random", "diff_zscore", "range", "context",
+                                               "seasonal"}
     assert set(registry.device_names()) == {"device_hst", "mahalanobis"}
     with pytest.raises(KeyError, match="unknown detector 'nope' \\(known: "):
         registry.create("nope", SETTINGS, StreamContext())

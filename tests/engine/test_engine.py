@@ -100,7 +100,8 @@ def test_stream_rules_apply_in_order_to_matching_streams_only():
     two = engine.process("plant", "boiler-2", "temperature", 0.0, 20.0)
     other = engine.process("plant", "boiler-1", "pressure", 0.0, 1.0)
     assert (one.threshold, two.threshold, other.threshold) == (0.7, 0.9, 0.65)
-    assert list(one.scores) == ["zscore", "ewm_zscore", "diff_zscore", "range", "flatline"]
+    assert list(one.scores) == ["zscore", "ewm_zscore", "diff_zscore", "range", "flatline",
+                               "seasonal"]
     assert list(two.scores) == ["zscore"]
 
 

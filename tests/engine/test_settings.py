@@ -17,7 +17,7 @@ CASES = [
     ({"detectors": {"nope": {}}},
      "detectors.nope: unknown key (expected one of: zscore, ewm_zscore, diff_zscore, "),
     ({"enabled": ["zscore", "isolation_forest"]},
-     "enabled: unknown detector 'isolation_forest' (known: diff_zscore, ewm_zscore, "),
+     "enabled: unknown detector 'isolation_forest' (known: context, diff_zscore, ewm_zscore, "),
     ({"enabled": []}, "enabled: must name at least one detector"),
     ({"enabled": ["hst", "hst"]}, "enabled: detectors must not repeat"),
     ({"calibration": {"short_windows": [0, 60]}},
@@ -47,7 +47,8 @@ def test_error_names_the_key(data, message):
 def test_defaults_are_valid_and_complete():
     settings = EngineSettings()
     assert errors_of(EngineSettings, {}) == []
-    assert settings.enabled == ["zscore", "ewm_zscore", "diff_zscore", "range", "flatline"]
+    assert settings.enabled == ["zscore", "ewm_zscore", "diff_zscore", "range", "flatline",
+                                "seasonal"]
     assert 0 < settings.decision.threshold < 1
 
 
