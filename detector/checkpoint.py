@@ -33,7 +33,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -62,9 +62,15 @@ class RecordStore(Protocol):
 
 def pack_record(key: str, body: bytes | None) -> bytes:
     """One record: a stream's sealed state (None or empty: the stream is gone)."""
-    raw_key = key.encode()
-    payload = raw_key + (body or b"")
-    return _HEADER.pack(RECORD_MAGIC, len(payload), zlib.crc32(payload), len(raw_key)) + payload
+    raw_key, body = key.encode(), body or b""
+    return record_header(raw_key, body) + raw_key + body
+
+
+def record_header(raw_key: bytes, body: bytes) -> bytes:
+    """The header that goes before ``raw_key`` and ``body`` in a record (written apart,
+    they need not be joined first)."""
+    return _HEADER.pack(RECORD_MAGIC, len(raw_key) + len(body),
+                        zlib.crc32(body, zlib.crc32(raw_key)), len(raw_key))
 
 
 def scan_records(data: bytes) -> tuple[dict[str, tuple[int, int]], int]:
@@ -148,31 +154,47 @@ class CheckpointFile:
     # -- writing -------------------------------------------------------------------------------
 
     def append(self, records: Iterable[Record]) -> None:
-        """Append ``records`` (sealed state, or None for a stream that is gone) and fsync."""
+        """Append ``records`` (sealed state, or None for a stream that is gone) and fsync.
+
+        Records are written one at a time as ``records`` yields them (no copy of the
+        whole append in memory: a round of 10,000 streams is tens of MB, and memory
+        the allocator once held for such a peak stays in the process).
+        """
         if not self._scanned:
             self._open_existing()
-        chunks = []
-        offset = self._size
-        for key, body in records:
-            record = pack_record(key, body)
-            chunks.append(record)
-            previous = self._index.pop(key, None)
-            if previous is not None:
-                self._live_bytes -= previous[1]
-            if body:
-                self._index[key] = (offset, len(record))
-                self._live_bytes += len(record)
-            offset += len(record)
-        if not chunks:
-            return
         if self._torn:
             self._cut_torn()
         created = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as handle:
-            handle.write(b"".join(chunks))
-            handle.flush()
-            os.fsync(handle.fileno())
+        offset = start = self._size
+        try:
+            with open(self.path, "ab") as handle:
+                for key, body in records:
+                    raw_key = key.encode()
+                    body = body or b""
+                    length = _HEADER.size + len(raw_key) + len(body)
+                    handle.write(record_header(raw_key, body))
+                    handle.write(raw_key)
+                    handle.write(body)
+                    previous = self._index.pop(key, None)
+                    if previous is not None:
+                        self._live_bytes -= previous[1]
+                    if body:
+                        self._index[key] = (offset, length)
+                        self._live_bytes += length
+                    offset += length
+                if offset == start:
+                    return
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            # The index may name records that did not reach the disk: read it again
+            # from the file (a torn end is cut off then) before the next append.
+            self._scanned = False
+            raise
+        finally:
+            if offset == start and created:
+                self.path.unlink(missing_ok=True)  # nothing to append: no empty file
         if created:
             _fsync_directory(self.path.parent)
         self._size = offset
@@ -329,8 +351,7 @@ class CheckpointWriter:
             records = [group for group in groups if not callable(group)]
             size = sum(len(body or b"") for group in records for _key, body in group)
             try:
-                self.store.append([(key, None if body is None else snapshot.seal(body))
-                                   for group in records for key, body in group])
+                self.store.append(_sealed(records))
             except Exception as exc:  # keep running on the last good records
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.error("cannot write checkpoint %s: %s", self.store.path, self.error)
@@ -347,6 +368,15 @@ class CheckpointWriter:
                 self._busy = False
                 self.backlog_bytes -= size
                 self._cond.notify_all()
+
+
+def _sealed(groups: list[list[tuple[str, bytes | None]]]) -> Iterator[Record]:
+    """The groups' records sealed one at a time; each plain body is let go once sealed,
+    so the writer never holds a whole round twice."""
+    for group in groups:
+        for index, (key, body) in enumerate(group):
+            group[index] = (key, None)
+            yield key, None if body is None else snapshot.seal(body)
 
 
 def _fsync_directory(path: Path) -> None:

@@ -102,7 +102,7 @@ class _Stream:
 
     __slots__ = ("site", "device", "metric", "names", "detectors", "calibrator", "machine",
                  "config_id", "metrics", "count", "last_ts", "last_value", "last_score",
-                 "last_anomaly", "last_scores", "timed")
+                 "last_anomaly", "last_scores", "timed", "can_freeze")
 
     def __init__(self, site: str, device: str, metric: str, names: tuple[str, ...],
                  detectors: list[Any], calibrator: Calibrator, machine: AlertMachine,
@@ -123,6 +123,10 @@ class _Stream:
         # Per detector: takes (ts, value) instead of the value; None when none does.
         timed = tuple(bool(getattr(d, "timed", False)) for d in detectors)
         self.timed = timed if any(timed) else None
+        # Whether some detector can keep a fitted model (``fitted``): otherwise none is
+        # ever frozen, and the per-reading list of False is not built.
+        self.can_freeze = any(hasattr(type(d), "fitted") or hasattr(d, "fitted")
+                              for d in detectors)
 
 
 def _warmup_of(detector: Any) -> int:
@@ -216,7 +220,8 @@ class Engine:
         if learn:
             score = stream.calibrator.update(
                 raws, [detector.ready for detector in detectors],
-                [getattr(detector, "fitted", False) for detector in detectors])
+                [getattr(detector, "fitted", False) for detector in detectors]
+                if stream.can_freeze else None)
             if timed:
                 for detector, i in zip(detectors, inputs, strict=True):
                     detector.learn_one(i)

@@ -113,6 +113,38 @@ def test_a_torn_record_is_cut_off_and_appending_goes_on(tmp_path):
     assert CheckpointFile(path).load_streams() == [{"n": 2}, {"n": 3}]
 
 
+def test_an_append_that_fails_midway_leaves_a_readable_file_and_appending_goes_on(tmp_path):
+    path = tmp_path / "checkpoint.bin"
+    store = CheckpointFile(path)
+    store.append([("s/d/a", snapshot.encode({"n": 1})), ("s/d/b", snapshot.encode({"n": 2}))])
+
+    def records():  # written one at a time: the first is in the file when the second fails
+        yield "s/d/a", snapshot.encode({"n": 3})
+        raise OSError("disk full")
+
+    try:
+        store.append(records())
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the append should have failed")
+    assert CheckpointFile(path).load_streams() in ([{"n": 1}, {"n": 2}], [{"n": 2}, {"n": 3}])
+    store.append([("s/d/b", snapshot.encode({"n": 4}))])
+    assert CheckpointFile(path).load_streams() == [{"n": 3}, {"n": 4}]
+
+
+def test_the_writer_keeps_the_order_of_what_was_submitted(tmp_path):
+    from detector.checkpoint import CheckpointWriter
+
+    path = tmp_path / "checkpoint.bin"
+    writer = CheckpointWriter(CheckpointFile(path))
+    for n in range(50):  # groups of the same keys, in turn: the last group's state wins
+        writer.submit([(f"s/d/{k}", snapshot.plain_bytes({"k": k, "n": n})) for k in range(5)])
+    assert writer.close(30)
+    assert sorted((s["k"], s["n"]) for s in CheckpointFile(path).load_streams()) \
+        == [(k, 49) for k in range(5)]
+
+
 def test_a_whole_snapshot_of_an_older_version_is_restored_and_rewritten_as_records(tmp_path):
     path = tmp_path / "checkpoint.bin"
     worker, engine = worker_for(tmp_path / "scratch.bin")
