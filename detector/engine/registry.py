@@ -5,7 +5,7 @@ detector scores one value per reading; a device detector scores a device's metri
 An unknown name in ``enabled`` is a configuration error listing the known ones.
 
 >>> univariate_names()
-['diff_zscore', 'ewm_zscore', 'flatline', 'hst', 'random', 'range', 'river_hst', 'zscore']
+['context', 'diff_zscore', 'ewm_zscore', 'flatline', 'hst', 'random', 'range', 'river_hst', 'seasonal', 'zscore']
 >>> from detector.engine.settings import EngineSettings
 >>> create("zscore", EngineSettings(), StreamContext())
 ZScore(warmup=30, std_floor=1e-09, std_floor_relative=0.0001, skip_above=100.0, max_skips=10)

@@ -31,7 +31,7 @@ _ERROR_FLOOR = 1e-4  # x |expected|: a noiseless model still has a scale (as std
 
 class SeasonalResidual(Base):
     __slots__ = ("season_s", "max_season", "warmup", "min_strength", "model", "_strength",
-                 "_strength_step")
+                 "_ready", "_strength_step")
 
     timed = True  # score_one / learn_one take (ts, value)
 
@@ -42,33 +42,47 @@ class SeasonalResidual(Base):
         self.warmup = warmup
         self.min_strength = min_strength
         self.model = Forecaster(season_s, max_season=max_season, warmup=warmup)
+        self._forget()
+
+    def _forget(self) -> None:
         self._strength = 0.0
-        self._strength_step = -2
+        self._ready = False
+        self._strength_step = -2   # the model's step these were computed at
 
     @property
     def strength(self) -> float:
         """Strength of the season, ``var(S) / (var(S) + var(error))`` (Wang, Smith & Hyndman,
         2006), from the learned shape and the one-step error; recomputed once per step."""
-        model = self.model
-        if self._strength_step != model.step:
-            self._strength_step = model.step
-            seasonal = model.seasonal
-            m = len(seasonal)
-            mean = sum(seasonal) / m if m else 0.0
-            shape = sum((v - mean) ** 2 for v in seasonal) / m if m else 0.0
-            noise = (model.mae * _MAE_TO_STD) ** 2
-            self._strength = shape / (shape + noise) if shape + noise > 0 else 0.0
+        self._refresh()
         return self._strength
+
+    def _refresh(self) -> None:
+        # Both change only when the model closes a step: computed once per step.
+        model = self.model
+        if self._strength_step == model.step:
+            return
+        self._strength_step = model.step
+        seasonal = model.seasonal
+        m = len(seasonal)
+        mean = sum(seasonal) / m if m else 0.0
+        shape = sum((v - mean) ** 2 for v in seasonal) / m if m else 0.0
+        noise = (model.mae * _MAE_TO_STD) ** 2
+        self._strength = shape / (shape + noise) if shape + noise > 0 else 0.0
+        self._ready = model.ready and self._strength >= self.min_strength
 
     @property
     def ready(self) -> bool:
         # A stream without a marked season has nothing for this detector to say: it stays
         # out of the calibration (scored 0, not learned) until it has one.
-        return self.model.ready and self.strength >= self.min_strength
+        if self._strength_step != self.model.step:
+            self._refresh()
+        return self._ready
 
     def score_one(self, x: tuple[float, float]) -> float:
         model = self.model
-        if not self.ready:
+        if self._strength_step != model.step:
+            self._refresh()
+        if not self._ready:
             return 0.0
         ts, value = x
         ahead = math.floor((ts - model.origin) / model.step_s) - model.step
@@ -87,3 +101,4 @@ class SeasonalResidual(Base):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state(state)
+        self._forget()

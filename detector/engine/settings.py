@@ -5,7 +5,7 @@ service nests these under its ``detector:`` section, so a key path such as
 ``detectors.hst.window_size`` reads ``detector.detectors.hst.window_size`` there.
 
 >>> EngineSettings().enabled
-['zscore', 'ewm_zscore', 'diff_zscore', 'range', 'flatline']
+['zscore', 'ewm_zscore', 'diff_zscore', 'range', 'flatline', 'seasonal']
 >>> from iotwatch.config import errors_of
 >>> errors_of(EngineSettings, {"detectors": {"hst": {"window_size": 0}}})
 ['detectors.hst.window_size: must be >= 1, got 0']
