@@ -10,7 +10,7 @@ service nests these under its ``detector:`` section, so a key path such as
 >>> errors_of(EngineSettings, {"detectors": {"hst": {"window_size": 0}}})
 ['detectors.hst.window_size: must be >= 1, got 0']
 >>> errors_of(EngineSettings, {"enabled": ["zscore", "nope"]})[0][:48]
-"enabled: unknown detector 'nope' (known: diff_zs"
+"enabled: unknown detector 'nope' (known: context"
 """
 
 from __future__ import annotations
