@@ -12,8 +12,9 @@ published when its PUBACK arrives.
         --count 100000 [--rate 2000] [--first-seq 0]
 
 The password comes from ``MQTT_PASSWORD``. Stream ``s`` publishes on
-``iotwatch/readings/<site>/dev-<s>/<metric>``; the first ``--probes`` streams use the
-metric ``probe`` (the latency phase follows those in the database). Payloads are the
+``iotwatch/readings/<site>/dev-<s>/<metric>``; ``--probes`` streams, spread evenly over the
+numbering (``is_probe``), use the metric ``probe`` (the latency phase follows those in
+the database). Payloads are the
 contract's single-metric form with ``ts`` the send time in epoch seconds (microseconds,
 strictly increasing, so no two readings of a stream share a timestamp) and ``seq`` the
 stream's reading number. The last line printed is a JSON summary.
@@ -69,6 +70,19 @@ def publish_packet(topic: bytes, packet_id: int, payload: bytes) -> bytes:
                      packet_id.to_bytes(2, "big"), payload))
 
 
+def is_probe(stream: int, streams: int, probes: int) -> bool:
+    """Whether stream number ``stream`` is one of the ``probes`` the latency phase follows:
+    every ``streams // probes``-th, so probe readings are spread evenly over the cycle
+    through the streams and the percentiles sample time evenly (the first ``probes``
+    streams would put all of them within a few ms of each other, once per cycle).
+
+    >>> [s for s in range(10) if is_probe(s, 10, 3)]
+    [0, 3, 6]
+    """
+    return probes > 0 and stream % max(1, streams // probes) == 0 and stream // max(
+        1, streams // probes) < probes
+
+
 class LoadGenerator:
     """One connection that publishes ``count`` readings as fast as allowed, or at ``rate``."""
 
@@ -79,7 +93,8 @@ class LoadGenerator:
         self.window = window
         rng = random.Random(seed)
         self._topics = [f"iotwatch/readings/{site}/dev-{s}/"
-                        f"{'probe' if s < probes else metric}".encode() for s in range(streams)]
+                        f"{'probe' if is_probe(s, streams, probes) else metric}".encode()
+                       for s in range(streams)]
         self._bases = [20.0 + rng.uniform(-5, 5) for _ in range(streams)]
         self._noise = [rng.gauss(0.0, 0.2) for _ in range(4096)]
         self._sock = socket.create_connection((host, port), timeout=30)

@@ -37,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from detector.benchmark.loadgen import is_probe
 from iotwatch.demo.brokers import DemoBroker, start_mosquitto
 from iotwatch.demo.processes import Child, ProcessGroup
 from iotwatch.demo.stores import start_influxd
@@ -356,7 +357,7 @@ def sustained_rate(samples: list[tuple[float, float]]) -> int:
 
 def _probe_readings(first: int, count: int, streams: int, probes: int) -> int:
     """How many of readings ``first .. first + count - 1`` belong to a probe stream."""
-    return sum(1 for i in range(first, first + count) if i % streams < probes)
+    return sum(1 for i in range(first, first + count) if is_probe(i % streams, streams, probes))
 
 
 class _ProbePoller:

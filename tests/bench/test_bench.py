@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 
 from detector.benchmark.cli import render
+from detector.benchmark.loadgen import is_probe
 from detector.benchmark.run import _probe_readings, sustained_rate
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -32,7 +33,8 @@ def test_load_generator_delivers_every_reading_in_contract_form(mosquitto, mqtt_
     messages = collector.wait_for(3000, timeout=60)
     assert len(messages) == 3000
     topics = {topic for topic, _, _ in messages}
-    assert topics == {f"iotwatch/readings/lg/dev-{s}/{'probe' if s < 2 else 'temperature'}"
+    # probes spread over the cycle: every 7 // 2 = 3rd stream, two of them
+    assert topics == {f"iotwatch/readings/lg/dev-{s}/{'probe' if s in (0, 3) else 'temperature'}"
                       for s in range(7)}
     by_topic: dict[str, list[dict]] = {}
     for topic, payload, _ in messages:
@@ -71,8 +73,14 @@ def test_sustained_rate_leaves_out_start_and_tail():
 
 
 def test_probe_readings_follow_the_generator_numbering():
-    assert _probe_readings(0, 20, streams=10, probes=2) == 4
-    assert _probe_readings(5, 10, streams=10, probes=2) == 2  # readings 10 and 11
+    assert _probe_readings(0, 20, streams=10, probes=2) == 4  # streams 0 and 5
+    assert _probe_readings(6, 10, streams=10, probes=2) == 2  # readings 10 and 15
+
+
+def test_probes_are_spread_evenly_over_the_streams():
+    probes = [s for s in range(10_000) if is_probe(s, 10_000, 100)]
+    assert len(probes) == 100
+    assert {b - a for a, b in zip(probes, probes[1:], strict=False)} == {100}
 
 
 def test_render_marks_the_detector_ratio():
