@@ -154,11 +154,12 @@ def _context(settings: EngineSettings, context: StreamContext) -> Detector[Any]:
     return ContextNovelty(**settings.detectors.context.model_dump())
 
 
-@register("seasonal", "stream", "distance from this time of day's usual value (Holt-Winters)")
+@register("seasonal", "stream",
+          "distance from this time of day's (or weekday's) usual value (Holt-Winters)")
 def _seasonal(settings: EngineSettings, context: StreamContext) -> Detector[Any]:
-    from detector.engine.seasonal import SeasonalResidual
+    from detector.engine.seasonal import StrongestSeason
 
-    return SeasonalResidual(**settings.detectors.seasonal.model_dump())
+    return StrongestSeason(**settings.detectors.seasonal.model_dump())
 
 
 @register("random", "stream", "seeded random scores: the baseline to beat")

@@ -8,7 +8,8 @@ trend and daily shape per stream; this detector scores a reading by its distance
 that model's expectation for the reading's step, in units of the model's mean absolute
 one-step error. The season is learned on at most ``max_season`` steps (coarser steps on
 fast streams), which bounds the state. Its inputs are ``(ts, value)`` pairs (``timed``):
-the phase follows the clock, not the reading count.
+the phase follows the clock, not the reading count. ``StrongestSeason`` holds one such
+model per configured season (a day and a week by default) and scores with the strongest.
 
 >>> detector = SeasonalResidual(season_s=60.0, max_season=12, warmup=20)
 >>> for t in range(400):   # a 60 s cycle sampled every 5 s
@@ -102,3 +103,62 @@ class SeasonalResidual(Base):
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state(state)
         self._forget()
+
+
+class StrongestSeason(Base):
+    """Seasonal residuals for several seasons; a reading is scored by the strongest one.
+
+    A day explains an office building's temperature; a week explains a taxi fleet's
+    demand, whose weekends differ from its weekdays. Each season keeps its own model and
+    strength (``SeasonalResidual.strength``); the score is that of the ready season whose
+    strength is the highest, so a stream is judged against the cycle that explains it
+    best, and a weekly model only speaks once it has seen a week.
+
+    >>> detector = StrongestSeason(seasons_s=[60.0, 3600.0], max_season=12, warmup=20)
+    >>> day, week = detector.seasons
+    >>> for t in range(400):   # a 60 s cycle sampled every 5 s, for 2,000 s
+    ...     detector.learn_one((1000.0 + 5 * t, 20.0 + (t % 12) * 0.5 + 0.05 * (t % 5)))
+    >>> day.ready, week.ready   # the longer season has not been seen once yet
+    (True, False)
+    >>> detector.score_one((3000.0, 22.0)) < 3 < detector.score_one((3000.0, 25.0))
+    True
+    """
+
+    __slots__ = ("seasons_s", "max_season", "warmup", "min_strength", "seasons")
+
+    timed = True
+
+    def __init__(self, seasons_s: list[float] | tuple[float, ...] = (86_400.0, 604_800.0),
+                 max_season: int = 96, warmup: int = 50, min_strength: float = 0.64) -> None:
+        self.seasons_s = list(seasons_s)
+        self.max_season = max_season
+        self.warmup = warmup
+        self.min_strength = min_strength
+        self.seasons = [SeasonalResidual(season, max_season, warmup, min_strength)
+                        for season in self.seasons_s]
+
+    def _strongest(self) -> SeasonalResidual | None:
+        best = None
+        for season in self.seasons:
+            if season.ready and (best is None or season.strength > best.strength):
+                best = season
+        return best
+
+    @property
+    def ready(self) -> bool:
+        return any(season.ready for season in self.seasons)
+
+    def score_one(self, x: tuple[float, float]) -> float:
+        best = self._strongest()
+        return 0.0 if best is None else best.score_one(x)
+
+    def learn_one(self, x: tuple[float, float]) -> None:
+        for season in self.seasons:
+            season.learn_one(x)
+
+    def state(self) -> dict[str, Any]:
+        return {"seasons": [season.state() for season in self.seasons]}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        for season, saved in zip(self.seasons, state["seasons"], strict=True):
+            season.load_state(saved)

@@ -95,12 +95,21 @@ class ContextSettings(StrictModel):
 
 
 class SeasonalSettings(StrictModel):
-    """Distance from the expected value at this point of the season (Holt-Winters)."""
+    """Distance from the expected value at this point of the season (Holt-Winters); with
+    several seasons, each has its own model and the strongest one scores."""
 
-    season_s: float = Field(default=86_400.0, gt=0)
+    seasons_s: list[float] = Field(default_factory=lambda: [86_400.0, 604_800.0],
+                                   min_length=1, max_length=4)
     max_season: int = Field(default=96, ge=2, le=2016)
     warmup: int = Field(default=50, ge=1)
     min_strength: float = Field(default=0.64, ge=0, le=1)
+
+    @field_validator("seasons_s")
+    @classmethod
+    def _seasons_positive(cls, value: list[float]) -> list[float]:
+        if any(not season > 0 for season in value):
+            raise ValueError(f"every season must be > 0 seconds, got {value}")
+        return value
 
 
 class FeatureWindowSettings(StrictModel):

@@ -17,7 +17,7 @@ SETTINGS = EngineSettings.model_validate({
         "diff_zscore": {"warmup": 5, "halflife": 20},
         "range": {"warmup": 5},
         "context": {"warmup": 20},
-        "seasonal": {"season_s": 600.0, "warmup": 5, "min_strength": 0.0},
+        "seasonal": {"seasons_s": [600.0], "warmup": 5, "min_strength": 0.0},
         "hst": {"n_trees": 4, "height": 5, "window_size": 20},
         "river_hst": {"n_trees": 4, "height": 5, "window_size": 20},
         "multivariate": {"n_trees": 4, "height": 5, "window_size": 20, "warmup": 5},
