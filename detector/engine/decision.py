@@ -8,6 +8,15 @@ fired ``flap_max_episodes`` times within ``flap_window_seconds``, a further epis
 held silently (state ``suppressed``: no firing, no resolve) instead of adding to a storm.
 Severity is ``critical`` when the episode's peak score reached ``critical_score``.
 
+Resolve on return (``resolve_return``): the detectors learn a changed level within a
+few dozen readings, so their score alone would resolve an alert while the value is still
+where the fault put it. The machine also keeps the value's level (EWM mean and variance,
+learned only from normal readings, frozen while alerting), and an alert resolves only
+once the value is back within ``resolve_return`` standard deviations of that level, as
+an operator would judge "it is over". The level is used once it has learned
+``return_halflife`` readings and for that many readings after firing: a change that
+outlasts the level's own memory is a new level, and the alert resolves on the score.
+
 Rest (CAD OSE's): once a reading's score reaches the threshold, the *reported* score of
 the next ``rest_readings`` readings is held at 0 (``report``): a detection is news once,
 and NAB charges, like an operator, every further flagged reading. The state machine
@@ -22,6 +31,7 @@ itself steps on the calibrated score, so an episode stays firing for as long as 
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -52,7 +62,8 @@ class AlertMachine:
     """One stream's alert state; ``step`` advances it, ``copy`` gives a throwaway twin."""
 
     __slots__ = ("settings", "fingerprint", "state", "count", "started_at", "peak",
-                 "normal_count", "fired_at", "episodes", "rest_left")
+                 "normal_count", "fired_at", "episodes", "rest_left", "level_n", "level",
+                 "level_var", "firing_for", "_alpha")
 
     def __init__(self, settings: DecisionSettings, fingerprint: str) -> None:
         self.settings = settings
@@ -65,6 +76,12 @@ class AlertMachine:
         self.fired_at: deque[float] = deque(maxlen=settings.flap_max_episodes)
         self.episodes = 0         # episodes that fired, for summaries
         self.rest_left = 0        # readings whose reported score is still held at 0
+        # Resolve on return (settings.resolve_return): the value's level while normal.
+        self.level_n = 0          # readings learned into it
+        self.level = 0.0          # exponentially weighted mean of the value ...
+        self.level_var = 0.0      # ... and variance
+        self.firing_for = 0       # readings since the episode fired (or was held)
+        self._alpha = 1.0 - 0.5 ** (1.0 / settings.return_halflife)
 
     @property
     def threshold(self) -> float:
@@ -97,6 +114,8 @@ class AlertMachine:
         state = self.state
         if state == "normal":
             if score < settings.threshold:
+                if settings.resolve_return is not None:
+                    self._learn_level(value)
                 return None
             self.state = "pending"
             self.count = 0
@@ -114,6 +133,7 @@ class AlertMachine:
                     or ts - self.started_at < settings.pending_seconds):
                 return None
             self.normal_count = 0
+            self.firing_for = 0
             if self._flapping(ts):
                 self.state = "suppressed"
                 return None
@@ -124,7 +144,9 @@ class AlertMachine:
         # firing or suppressed
         resolve_below = (settings.threshold if settings.resolve_threshold is None
                          else settings.resolve_threshold)
-        if score >= resolve_below:
+        self.firing_for += 1
+        if score >= resolve_below or (settings.resolve_return is not None
+                                      and not self._returned(value)):
             self.normal_count = 0
             if score > self.peak:
                 self.peak = score
@@ -135,6 +157,32 @@ class AlertMachine:
         was_firing = state == "firing"
         self.state = "normal"
         return self._event("resolved", ts, value, score, scores) if was_firing else None
+
+    def _learn_level(self, value: float) -> None:
+        """Learn a normal reading into the level the value must return to."""
+        if not -1e100 <= value <= 1e100:  # squares stay finite; nan is not learned
+            if value != value:
+                return
+            value = 1e100 if value > 0 else -1e100
+        n = self.level_n = self.level_n + 1
+        alpha = self._alpha if self._alpha > 1.0 / n else 1.0 / n
+        delta = value - self.level
+        self.level += alpha * delta
+        self.level_var = (1.0 - alpha) * (self.level_var + alpha * delta * delta)
+
+    def _returned(self, value: float) -> bool:
+        """Whether ``value`` is back at the level it had before the episode.
+
+        Also true while that level has learned fewer than ``return_halflife`` normal
+        readings (its spread says little yet) and once the episode has lasted that many
+        readings (a change outlasting the level's own memory is a new level).
+        """
+        settings = self.settings
+        memory = settings.return_halflife
+        if self.level_n < memory or self.firing_for >= memory:
+            return True
+        spread = math.sqrt(self.level_var)
+        return abs(value - self.level) <= settings.resolve_return * spread  # type: ignore[operator]
 
     def _flapping(self, ts: float) -> bool:
         settings = self.settings
@@ -155,7 +203,8 @@ class AlertMachine:
         return {"state": self.state, "count": self.count, "started_at": self.started_at,
                 "peak": self.peak, "normal_count": self.normal_count,
                 "fired_at": list(self.fired_at), "episodes": self.episodes,
-                "rest_left": self.rest_left}
+                "rest_left": self.rest_left, "level_n": self.level_n, "level": self.level,
+                "level_var": self.level_var, "firing_for": self.firing_for}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.state = state["state"]
@@ -167,3 +216,7 @@ class AlertMachine:
                               maxlen=self.settings.flap_max_episodes)
         self.episodes = int(state["episodes"])
         self.rest_left = int(state.get("rest_left", 0))  # snapshots from before rests
+        self.level_n = int(state.get("level_n", 0))       # ... and before resolve on return
+        self.level = float(state.get("level", 0.0))
+        self.level_var = float(state.get("level_var", 0.0))
+        self.firing_for = int(state.get("firing_for", 0))

@@ -260,8 +260,11 @@ class Engine:
     def _new_device(self, site: str, device: str, metrics: tuple[str, ...]) -> _Stream:
         settings = self.settings
         section = settings.detectors.multivariate
-        device_decision = {name: getattr(section, name) for name in ("threshold", "resolve_readings")
-                           if getattr(section, name) is not None}
+        device_decision: dict[str, Any] = {
+            name: getattr(section, name) for name in ("threshold", "resolve_readings")
+            if getattr(section, name) is not None}
+        # A device's "value" is the largest of its metrics: no level to return to.
+        device_decision["resolve_return"] = None
         base = settings.decision.model_copy(update=device_decision)
         config = resolve_stream(settings, f"{site}/{device}/{DEVICE_METRIC}", base)
         ranges = {}

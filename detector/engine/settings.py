@@ -163,7 +163,7 @@ class MultivariateSettings(StrictModel):
     fit_readings: int = Field(default=0, ge=0)
     # A device alert resolves after this many normal readings in a row (null: the decision
     # section's resolve_readings); a stream rule on site/device/_device still overrides it.
-    resolve_readings: int | None = Field(default=400, ge=1)
+    resolve_readings: int | None = Field(default=300, ge=1)
     # The device alert's threshold (null: decision.threshold); a stream rule overrides it.
     threshold: float | None = Field(default=0.58, ge=0, le=1)
 
@@ -238,6 +238,14 @@ class DecisionSettings(StrictModel):
     pending_seconds: float = Field(default=0.0, ge=0)
     resolve_readings: int = Field(default=60, ge=1)
     resolve_threshold: float | None = Field(default=None, ge=0, le=1)
+    # Resolve on return: an alert also waits until the value is back within this many
+    # standard deviations of the level it had before the alert (null: off). The level is
+    # an exponentially weighted mean and variance of the value, learned while the stream
+    # is normal (half-life ``return_halflife`` readings) and frozen while it alerts; it is
+    # used once it has learned that many normal readings, and for that many readings
+    # after the alert fired (a change that lasts longer is a new level, not an episode).
+    resolve_return: float | None = Field(default=4.0, gt=0)
+    return_halflife: float = Field(default=400.0, ge=1)
     # After a detection the reported score is held at 0 for this many readings (0: never).
     rest_readings: int = Field(default=200, ge=0)
     flap_max_episodes: int = Field(default=3, ge=1)
