@@ -167,6 +167,24 @@ def wait_for_checkpoints(instances: list[Instance], timeout: float = 60) -> None
     wait_until(done, timeout, interval=1.5, what="checkpoints stored")
 
 
+class DeadLetters:
+    """Collects the dead letters the instances publish (decoded), through NATS's MQTT
+    listener; ``close`` when done."""
+
+    def __init__(self, nats: NatsServer) -> None:
+        self.letters: list[dict] = []
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dead-letters")
+        self._client.on_message = lambda _c, _u, message: self.letters.append(
+            orjson.loads(message.payload))
+        self._client.connect("127.0.0.1", nats.mqtt_port)
+        self._client.subscribe("iotwatch/deadletter/#", qos=1)
+        self._client.loop_start()
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
 class Publisher:
     """Plain MQTT QoS 1 to NATS's MQTT listener, as a sensor gateway would."""
 

@@ -7,15 +7,19 @@ from __future__ import annotations
 import asyncio
 
 import nats
-import orjson
-import paho.mqtt.client as mqtt
 import pytest
 from harness import wait_until
-from paho.mqtt.enums import CallbackAPIVersion
 
 from detector.distributed.partitions import partition_of
 
-from .cluster import PARTITIONS, Instance, Publisher, instance_config, wait_for_ownership
+from .cluster import (
+    PARTITIONS,
+    DeadLetters,
+    Instance,
+    Publisher,
+    instance_config,
+    wait_for_ownership,
+)
 
 
 @pytest.mark.parametrize("configured", [8, 32])
@@ -40,12 +44,8 @@ def test_an_instance_refuses_to_start_when_nats_partitions_differs_from_the_mapp
 def test_a_reading_in_the_wrong_partition_is_dead_lettered_and_health_is_degraded(
         nats_server, influxdb, tmp_path):
     db = influxdb.create_database()
-    letters: list[dict] = []
-    listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dead-letters")
-    listener.on_message = lambda _c, _u, message: letters.append(orjson.loads(message.payload))
-    listener.connect("127.0.0.1", nats_server.mqtt_port)
-    listener.subscribe("iotwatch/deadletter/#", qos=1)
-    listener.loop_start()
+    dead_letters = DeadLetters(nats_server)
+    letters = dead_letters.letters
     instance = Instance(tmp_path, instance_config(
         tmp_path, nats_server, "a", influx={"url": influxdb.url, "database": db}))
     try:
@@ -79,6 +79,5 @@ def test_a_reading_in_the_wrong_partition_is_dead_lettered_and_health_is_degrade
         assert influxdb.count("readings", db=db) == 1
         assert instance.terminate() == 0, instance.log_tail()
     finally:
-        listener.disconnect()
-        listener.loop_stop()
+        dead_letters.close()
         instance.close()

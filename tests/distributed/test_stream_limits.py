@@ -3,12 +3,9 @@ it owns: messages of new streams beyond it are dead-lettered as ``stream_limit``
 
 from __future__ import annotations
 
-import orjson
-import paho.mqtt.client as mqtt
 from harness import wait_until
-from paho.mqtt.enums import CallbackAPIVersion
 
-from .cluster import Instance, Publisher, instance_config, wait_for_ownership
+from .cluster import DeadLetters, Instance, Publisher, instance_config, wait_for_ownership
 
 STREAMS, LIMIT, READINGS = 40, 30, 3
 
@@ -16,12 +13,8 @@ STREAMS, LIMIT, READINGS = 40, 30, 3
 def test_an_instance_holds_at_most_max_streams_over_all_its_partitions(nats_server, influxdb,
                                                                         tmp_path):
     db = influxdb.create_database()
-    letters: list[dict] = []
-    listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dead-letters")
-    listener.on_message = lambda _c, _u, message: letters.append(orjson.loads(message.payload))
-    listener.connect("127.0.0.1", nats_server.mqtt_port)
-    listener.subscribe("iotwatch/deadletter/#", qos=1)
-    listener.loop_start()
+    dead_letters = DeadLetters(nats_server)
+    letters = dead_letters.letters
     config = instance_config(tmp_path, nats_server, "a",
                              influx={"url": influxdb.url, "database": db})
     config["detector"]["limits"] = {"max_streams": LIMIT}
@@ -52,6 +45,5 @@ def test_an_instance_holds_at_most_max_streams_over_all_its_partitions(nats_serv
         assert influxdb.count("readings", db=db) == LIMIT * READINGS
         assert instance.terminate() == 0, instance.log_tail()
     finally:
-        listener.disconnect()
-        listener.loop_stop()
+        dead_letters.close()
         instance.close()
