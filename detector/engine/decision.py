@@ -36,6 +36,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from detector.engine.protocol import VALUE_LIMIT
 from detector.engine.settings import DecisionSettings
 
 State = Literal["normal", "pending", "firing", "suppressed"]
@@ -160,10 +161,10 @@ class AlertMachine:
 
     def _learn_level(self, value: float) -> None:
         """Learn a normal reading into the level the value must return to."""
-        if not -1e100 <= value <= 1e100:  # squares stay finite; nan is not learned
+        if not -VALUE_LIMIT <= value <= VALUE_LIMIT:  # as detectors see it; nan not learned
             if value != value:
                 return
-            value = 1e100 if value > 0 else -1e100
+            value = VALUE_LIMIT if value > 0 else -VALUE_LIMIT
         n = self.level_n = self.level_n + 1
         alpha = self._alpha if self._alpha > 1.0 / n else 1.0 / n
         delta = value - self.level

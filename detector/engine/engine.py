@@ -31,12 +31,12 @@ import orjson
 from detector.engine import registry, snapshot
 from detector.engine.calibration import Calibrator
 from detector.engine.decision import AlertEvent, AlertMachine
+from detector.engine.protocol import VALUE_LIMIT
 from detector.engine.settings import DecisionSettings, EngineSettings
 from detector.engine.streams import matches
 from iotwatch.contracts import alert_fingerprint
 
 DEVICE_METRIC = "_device"
-VALUE_LIMIT = 1e100  # what detectors see of a larger |value|
 _DECISION_OVERRIDES = ("threshold", "pending_readings", "pending_seconds", "resolve_readings",
                        "resolve_threshold", "critical_score")
 

@@ -22,6 +22,8 @@ from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 X = TypeVar("X", contravariant=True)
 
+VALUE_LIMIT = 1e100  # what the engine's models see of a larger |value|: squares stay finite
+
 
 @runtime_checkable
 class Detector(Protocol[X]):
